@@ -1,0 +1,118 @@
+// earshot::config — the typed, validated configuration (SPEC §2).
+//
+// A Config is produced only by the loader (loader.hpp), which validates every key against the
+// parameter table (docs/configuration.md) and reports all errors at once. Everything in a Config
+// is therefore in range; consumers do not re-validate.
+//
+// Thread contract: plain values, built and read on the control thread; never touched by RT code
+// (the engine copies what it needs into its MixGraph).
+//
+//   config::Config c = config::load_file("configs/club-4piece.yaml");   // throws ConfigErrors
+//   double k = config::calibration_offset_db(c.musicians[0].calibration);
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace earshot::config {
+
+/// Where a value was written: 1-based line and column in `file`.
+struct Mark {
+    std::string file;
+    int line = 0;
+    int col = 0;
+};
+
+/// A JACK port to connect to: an exact port name, or a regular expression written /like this/.
+struct ConnectRule {
+    std::string pattern;  // the name, or the regex without its slashes
+    bool is_regex = false;
+};
+
+struct Input {
+    std::string id;                     // [a-z0-9_-]+, unique; JACK port <client>:<id>
+    std::vector<ConnectRule> connect;   // sources to auto-connect
+    Mark mark;
+};
+
+enum class OutputKind { mono, stereo };
+enum class Reference { field, eardrum };
+
+struct Calibration {
+    double sine_dbfs = -20.0;  // peak level (dBFS) of the calibration sine, [-60, 0]
+    double db_spl = 94.0;      // RMS SPL it measures at the ear, [40, 140] dB
+    Reference reference = Reference::field;
+};
+
+struct Protection {
+    double peak_ceiling_db_spl = 115.0;          // absolute peak SPL ceiling, [80, 140] dB
+    std::optional<double> max_laeq_1s_dba;       // short-term loudness cap, [80, 110] dBA
+    double lookahead_ms = 1.0;                   // limiter look-ahead, [0.5, 1.5] ms
+    double release_ms = 80.0;                    // limiter release time constant, [10, 2000] ms
+};
+
+struct Send {
+    std::string input;         // an Input id
+    double gain_db = 0.0;      // [-90, +12] dB, or -inf ("off")
+    double pan = 0.0;          // [-1, 1]; stereo outputs only
+    bool mute = false;
+    Mark mark;
+};
+
+struct Mix {
+    double master_db = 0.0;    // [-90, +12] dB, or -inf ("off")
+    std::vector<Send> sends;   // inputs not listed are off
+};
+
+struct Musician {
+    std::string id;                    // [a-z0-9_-]+, unique; the person's stable identity
+    std::string name;                  // display name (defaults to id)
+    OutputKind output = OutputKind::stereo;
+    std::vector<ConnectRule> connect;  // playback ports for the output(s), in order (L, R)
+    Calibration calibration;
+    Protection protection;
+    Mix mix;
+    Mark mark;
+
+    int channels() const noexcept { return output == OutputKind::stereo ? 2 : 1; }
+};
+
+struct Jack {
+    std::string client_name = "earshot";  // [A-Za-z0-9_-]{1,32}
+};
+
+struct Mixer {
+    double ramp_ms = 20.0;          // fader/mute/pan ramp length, [1, 500] ms
+    double startup_ramp_ms = 2000;  // fade-in from silence at start-up and reconnect, [10, 10000] ms
+};
+
+struct Config {
+    int version = 1;
+    Jack jack;
+    Mixer mixer;
+    std::vector<Input> inputs;
+    std::vector<Musician> musicians;
+    std::string source;  // file name the config was read from ("<string>" for in-memory)
+
+    /// Index of the input with this id, or -1.
+    int input_index(const std::string& id) const noexcept;
+    /// Index of the musician with this id, or -1.
+    int musician_index(const std::string& id) const noexcept;
+};
+
+/// dB to add to a digital level (peak dBFS, or 10 log10 of a mean square re amplitude 1.0 for
+/// RMS) to get dB SPL at the ear: db_spl - sine_dbfs + 3.0103 (SPEC §2).
+inline double calibration_offset_db(const Calibration& c) noexcept {
+    return c.db_spl - c.sine_dbfs + 3.010299956639812;
+}
+
+/// The musician's digital ceiling in dBFS (peak): peak_ceiling_db_spl - offset, at most 0 dBFS.
+inline double ceiling_dbfs(const Musician& m) noexcept {
+    const double d = m.protection.peak_ceiling_db_spl - calibration_offset_db(m.calibration);
+    return d < 0.0 ? d : 0.0;
+}
+
+} // namespace earshot::config

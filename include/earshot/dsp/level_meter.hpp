@@ -1,0 +1,58 @@
+// earshot::dsp::LevelMeter — the sound level meter of one ear (one output channel).
+//
+// Per sample: A- and C-weighting (AcWeighting), the A-weighted square accumulated for Leq, the
+// F (125 ms) and S (1 s) exponential time weightings of the A-weighted square (IEC 61672-1,
+// y += alpha * (x^2 - y), alpha = 1 - exp(-1/(fs*tau))), and the C-weighted absolute peak.
+// All values are *digital*: mean squares re amplitude 1.0 and peaks as amplitudes. The
+// calibration offset (config::calibration_offset_db) turns them into dB SPL off the RT thread:
+// L = 10 log10(ms) + offset_db + ... see docs/dsp.md for the exact convention.
+//
+// Readout is "take and reset" (x42 style, but on the RT side): the engine calls take() at the
+// end of each dose interval and ships the Interval in a DoseFrame.
+//
+// Thread contract: prepare() [control thread]; process(), take(), reset() [RT-safe], noexcept.
+// Non-finite input is treated as 0 (the engine sanitises earlier; this is the second line).
+//
+//   LevelMeter m; m.prepare(48000.0);
+//   m.process(buf, n);
+//   LevelMeter::Interval iv = m.take();   // sum of A^2 over the interval, n, LAFmax ms, C peak
+#pragma once
+
+#include "earshot/dsp/weighting.hpp"
+
+#include <cstdint>
+
+namespace earshot::dsp {
+
+class LevelMeter {
+public:
+    struct Interval {
+        double sum_sq_a = 0;     // sum of A-weighted squares over the interval (amplitude^2 * samples)
+        uint64_t samples = 0;    // samples in the interval
+        double laf_max_ms = 0;   // max of the F-weighted A mean square in the interval
+        double las_max_ms = 0;   // max of the S-weighted A mean square in the interval
+        double c_peak = 0;       // max |C-weighted sample| in the interval (amplitude)
+        double laf_end_ms = 0;   // F-weighted A mean square at the end of the interval
+    };
+
+    /// Designs the weightings and the time constants for fs_hz. Throws like AcWeighting::prepare.
+    void prepare(double fs_hz);
+    /// Clears all state (filters, time weightings, the open interval). [RT-safe]
+    void reset() noexcept;
+    /// Meters n samples. [RT-safe]
+    void process(const float* x, uint32_t n) noexcept;
+    /// Returns the interval since the last take() and starts a new one. [RT-safe]
+    Interval take() noexcept;
+
+    double alpha_fast() const noexcept { return _alpha_f; }
+    double alpha_slow() const noexcept { return _alpha_s; }
+
+private:
+    AcWeighting _w;           // frequency weighting
+    double _alpha_f = 0;      // F time weighting coefficient (tau 125 ms)
+    double _alpha_s = 0;      // S time weighting coefficient (tau 1 s)
+    double _yf = 0, _ys = 0;  // F and S weighted A mean squares (running)
+    Interval _iv;             // the open interval
+};
+
+} // namespace earshot::dsp

@@ -1,0 +1,80 @@
+// earshot::dsp true peak — 4x oversampled peak estimation (BS.1770 style, our own filter).
+//
+// TruePeakInterpolator holds the 4x polyphase interpolation filter: phase 0 is the sample itself,
+// phases 1..3 (t = m + p/4) are 12-tap Kaiser-windowed sinc interpolators (beta 6, +-6 samples),
+// each normalised to unity DC gain. Estimating the peak of the interval [m, m+1) needs the
+// samples m-5 .. m+6, so a streaming estimate lags the input by `delay` = 6 samples.
+// `abs_sum_bound()` is max over phases of sum|c|: for any signal, |interpolated| <= bound * max|x|,
+// which lets the limiter skip the interpolation for blocks that provably cannot reach the ceiling.
+//
+// TruePeakMeter measures the true peak of a stream (render's report, tests).
+//
+// Thread contract: constructors and prepare() [control thread]; everything else noexcept [RT-safe].
+//
+//   TruePeakMeter m; m.process(buf, n); double tp = m.peak();   // amplitude, 4x oversampled
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace earshot::dsp {
+
+class TruePeakInterpolator {
+public:
+    static constexpr int half = 6;  // window half span, input samples
+    static constexpr int taps = 2 * half;          // taps per fractional phase
+    static constexpr int phases = 4;               // oversampling factor
+    static constexpr int delay = half;             // samples after m before interval [m, m+1) can be estimated
+
+    TruePeakInterpolator();
+
+    /// Peak |.| over the interval [m, m+1): max of |x[m]| and the three interpolated points.
+    /// `w` points at x[m-5]; w[0..11] = x[m-5 .. m+6]. [RT-safe]
+    float interval_peak(const float* w) const noexcept {
+        float y1 = 0, y2 = 0, y3 = 0;
+        for (int j = 0; j < taps; ++j) {
+            y1 += _c[0][j] * w[j];
+            y2 += _c[1][j] * w[j];
+            y3 += _c[2][j] * w[j];
+        }
+        float p = w[half - 1] < 0 ? -w[half - 1] : w[half - 1];
+        y1 = y1 < 0 ? -y1 : y1;
+        y2 = y2 < 0 ? -y2 : y2;
+        y3 = y3 < 0 ? -y3 : y3;
+        p = y1 > p ? y1 : p;
+        p = y2 > p ? y2 : p;
+        return y3 > p ? y3 : p;
+    }
+
+    /// Interpolated value at m + p/4 (p = 1..3) for the window w (as above). [RT-safe]
+    float interpolate(const float* w, int p) const noexcept;
+    /// max over phases of sum |c|: |interpolated| <= bound * max |x| for any x.
+    float abs_sum_bound() const noexcept { return _bound; }
+    const std::array<float, taps>& coeffs(int p) const noexcept { return _c[static_cast<std::size_t>(p - 1)]; }
+
+private:
+    std::array<std::array<float, taps>, 3> _c{};  // phases 1..3
+    float _bound = 1.0f;
+};
+
+/// Streaming true-peak meter of one channel. [RT-safe after construction]
+class TruePeakMeter {
+public:
+    void reset() noexcept;
+    void process(const float* x, uint32_t n) noexcept;
+    /// Flushes the last `delay` samples (call once at the end of a finite signal). [RT-safe]
+    void finish() noexcept;
+    /// Highest true peak seen (amplitude).
+    float peak() const noexcept { return _peak; }
+
+private:
+    void push(float x) noexcept;
+    TruePeakInterpolator _ip;
+    static constexpr uint32_t ring_len = 32;
+    std::array<float, 2 * ring_len> _ring{};  // mirrored history
+    uint32_t _pos = 0;
+    uint64_t _count = 0;
+    float _peak = 0.0f;
+};
+
+} // namespace earshot::dsp

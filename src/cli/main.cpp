@@ -1,0 +1,49 @@
+// earshot — the command-line tool (SPEC §1). Dispatches `earshot <subcommand> ...`.
+#include "earshot/render/render.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace earshot::cli {
+int bench_main(int argc, char** argv);
+}
+
+namespace {
+
+void usage(std::FILE* f) {
+    std::fprintf(f,
+                 "usage: earshot <command> [options]\n"
+                 "\n"
+                 "commands:\n"
+                 "  render    run the engine over a multichannel WAV: one WAV per musician + report.json\n"
+                 "  generate  write a synthetic band (click, drums, bass, vocal, ...) as a multichannel WAV\n"
+                 "  bench     measure the engine on a generated workload (default: stage-32x16)\n"
+                 "  version   print the version\n"
+                 "\n"
+                 "`earshot <command> --help` describes each command's options.\n");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const std::string cmd = argv[1];
+    if (cmd == "render") return earshot::cli::render_main(argc - 1, argv + 1);
+    if (cmd == "generate") return earshot::cli::generate_main(argc - 1, argv + 1);
+    if (cmd == "bench") return earshot::cli::bench_main(argc - 1, argv + 1);
+    if (cmd == "version" || cmd == "--version") {
+        std::printf("earshot %s\n", EARSHOT_VERSION);
+        return 0;
+    }
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+        usage(stdout);
+        return 0;
+    }
+    std::fprintf(stderr, "earshot: unknown command '%s'\n\n", cmd.c_str());
+    usage(stderr);
+    return 2;
+}

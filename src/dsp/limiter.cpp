@@ -1,0 +1,218 @@
+#include "earshot/dsp/limiter.hpp"
+
+#include "earshot/dsp/units.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace earshot::dsp {
+
+namespace {
+// Inputs are sanitised (NaN/Inf/denormal -> 0) and clipped at +120 dBFS before anything else:
+// floats beyond that are not audio, and the bound keeps the detector's sums and T/e finite.
+constexpr float input_limit = 1.0e6f;
+inline float condition(float x) noexcept { return std::clamp(sanitize(x), -input_limit, input_limit); }
+} // namespace
+
+void TruePeakLimiter::prepare(double fs_hz, int channels, double lookahead_ms, double release_ms) {
+    _channels = std::clamp(channels, 1, max_channels);
+    const int delay = TruePeakInterpolator::delay;
+    const int total = static_cast<int>(std::lround(lookahead_ms * 1e-3 * fs_hz));
+    _box = std::max(8, total - delay - hold);
+    _latency = delay + _box + hold;
+    _window = _box + 2 * hold + 1;
+    uint32_t len = 16;
+    while (len < static_cast<uint32_t>(_latency + TruePeakInterpolator::taps + 1)) len *= 2;
+    _ring_len = len;
+    for (int c = 0; c < max_channels; ++c) _ring[c].assign(2 * static_cast<std::size_t>(len), 0.0f);
+    _dq.assign(static_cast<std::size_t>(_window), MinEntry{0, 1.0f});
+    _boxv.assign(static_cast<std::size_t>(_box), 1.0f);
+    const double tau = std::max(release_ms, 1.0) * 1e-3;
+    _a_rel = 1.0 - std::exp(-1.0 / (tau * fs_hz));
+    reset();
+}
+
+void TruePeakLimiter::set_ceiling(float ceiling) noexcept {
+    if (!(ceiling > 0.0f) || !std::isfinite(ceiling)) ceiling = 1e-6f;  // fail towards silence
+    _ceil = ceiling;
+    _target = ceiling;
+}
+
+void TruePeakLimiter::reset() noexcept {
+    for (auto& r : _ring) std::fill(r.begin(), r.end(), 0.0f);
+    _dq_head = _dq_size = 0;
+    std::fill(_boxv.begin(), _boxv.end(), 1.0f);
+    _box_pos = 0;
+    _box_non_unity = 0;
+    _box_sum = static_cast<double>(_box);
+    _r = 1.0;
+    _g = 1.0f;
+    _n = 0;
+    _pos = 0;
+    _quiet_run = 0;
+    _stats = Stats{};
+}
+
+TruePeakLimiter::Stats TruePeakLimiter::take_stats() noexcept {
+    Stats s = _stats;
+    _stats = Stats{};
+    return s;
+}
+
+void TruePeakLimiter::copy_state_from(const TruePeakLimiter& o) noexcept {
+    if (o._ring_len != _ring_len || o._box != _box || o._channels != _channels) return;
+    for (int c = 0; c < max_channels; ++c) std::copy(o._ring[c].begin(), o._ring[c].end(), _ring[c].begin());
+    std::copy(o._dq.begin(), o._dq.end(), _dq.begin());
+    _dq_head = o._dq_head;
+    _dq_size = o._dq_size;
+    std::copy(o._boxv.begin(), o._boxv.end(), _boxv.begin());
+    _box_pos = o._box_pos;
+    _box_non_unity = o._box_non_unity;
+    _box_sum = o._box_sum;
+    _r = o._r;
+    _g = o._g;
+    _n = o._n;
+    _pos = o._pos;
+    _quiet_run = o._quiet_run;
+}
+
+void TruePeakLimiter::process(float* const* io, uint32_t n) noexcept {
+    const bool idle = _dq_size == 0 && _r == 1.0 && _box_non_unity == 0;
+    if (idle) {
+        // Fast path: prove that no interval touched by this block can reach T.
+        const float bound = _ip.abs_sum_bound();
+        float mx = 0.0f;
+        for (int c = 0; c < _channels; ++c) {
+            const float* x = io[c];
+            for (uint32_t i = 0; i < n; ++i) mx = std::max(mx, std::fabs(condition(x[i])));
+        }
+        if (mx * bound <= _target && _quiet_run >= static_cast<uint64_t>(TruePeakInterpolator::taps - 1)) {
+            const uint32_t mask = _ring_len - 1;
+            const uint32_t lat = static_cast<uint32_t>(_latency);
+            const float cl = _ceil;
+            uint32_t clamped = 0;
+            for (int c = 0; c < _channels; ++c) {
+                float* ring = _ring[c].data();
+                float* x = io[c];
+                uint32_t pos = _pos;
+                for (uint32_t i = 0; i < n; ++i) {
+                    const float v = condition(x[i]);
+                    ring[pos] = v;
+                    ring[pos + _ring_len] = v;
+                    const float y = ring[pos + _ring_len - lat];
+                    const float yc = std::clamp(y, -cl, cl);
+                    clamped += yc != y;
+                    x[i] = yc;
+                    pos = (pos + 1) & mask;
+                }
+            }
+            _pos = (_pos + n) & mask;
+            _n += n;
+            _quiet_run += n;
+            _g = 1.0f;
+            _stats.clamped_samples += clamped;
+            return;
+        }
+    }
+    process_slow(io, n);
+}
+
+void TruePeakLimiter::process_slow(float* const* io, uint32_t n) noexcept {
+    const uint32_t mask = _ring_len - 1;
+    const uint32_t len = _ring_len;
+    const uint32_t lat = static_cast<uint32_t>(_latency);
+    const uint32_t win = static_cast<uint32_t>(_window);
+    const uint32_t boxlen = static_cast<uint32_t>(_box);
+    const float bound = _ip.abs_sum_bound();
+    const float T = _target;
+    const float cl = _ceil;
+    const double inv_box = 1.0 / static_cast<double>(_box);
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    constexpr int back = TruePeakInterpolator::taps - 1;
+
+    for (uint32_t i = 0; i < n; ++i) {
+        // 1. Sanitise and store; 2. estimate the true peak of interval m = n - 6 over all channels.
+        float e = 0.0f;
+        bool loud = false;
+        for (int c = 0; c < _channels; ++c) {
+            float* ring = _ring[c].data();
+            const float v = condition(io[c][i]);
+            ring[_pos] = v;
+            ring[_pos + len] = v;
+            loud |= std::fabs(v) * bound > T;
+            const float p = _ip.interval_peak(ring + _pos + len - back);
+            e = p > e ? p : e;
+        }
+        _quiet_run = loud ? 0 : _quiet_run + 1;
+
+        // 3. Required gain for this interval. NaN or Inf (overflow of huge floats) -> silence.
+        float greq = 1.0f;
+        if (!(e <= T)) greq = (e < inf) ? T / e : 0.0f;
+
+        // 4. Sliding minimum over the last W values (monotonic deque; 1.0 is never stored).
+        const uint64_t idx = _n;
+        if (_dq_size != 0 && _dq[_dq_head].idx + win <= idx) {
+            _dq_head = _dq_head + 1 == win ? 0 : _dq_head + 1;
+            --_dq_size;
+        }
+        if (greq < 1.0f) {
+            while (_dq_size != 0) {
+                uint32_t tail = _dq_head + _dq_size - 1;
+                if (tail >= win) tail -= win;
+                if (_dq[tail].v >= greq) --_dq_size;
+                else break;
+            }
+            uint32_t slot = _dq_head + _dq_size;
+            if (slot >= win) slot -= win;
+            _dq[slot] = MinEntry{idx, greq};
+            ++_dq_size;
+        }
+        const double m = _dq_size != 0 ? static_cast<double>(_dq[_dq_head].v) : 1.0;
+
+        // 5. Release: attack is instant (r <= m always), recovery is a one-pole towards m.
+        if (m <= _r) {
+            _r = m;
+        } else {
+            _r += _a_rel * (m - _r);
+            if (_r > m) _r = m;
+            if (m == 1.0 && _r > 1.0 - 1e-6) _r = 1.0;
+        }
+
+        // 6. Box average of the last L release outputs (stored as float, rounded down so that
+        //    the stored value never exceeds r).
+        const float old = _boxv[_box_pos];
+        float rf = static_cast<float>(_r);
+        if (static_cast<double>(rf) > _r) rf = std::nextafter(rf, 0.0f);
+        _box_non_unity -= old < 1.0f;
+        _boxv[_box_pos] = rf;
+        _box_non_unity += rf < 1.0f;
+        _box_sum += static_cast<double>(rf) - static_cast<double>(old);
+        _box_pos = _box_pos + 1 == boxlen ? 0 : _box_pos + 1;
+        float g;
+        if (_box_non_unity == 0) {
+            _box_sum = static_cast<double>(_box);
+            g = 1.0f;
+        } else {
+            g = static_cast<float>(_box_sum * inv_box);
+            if (g > 1.0f) g = 1.0f;
+        }
+        _g = g;
+
+        // 7. Delayed sample times gain, then the final clamp at the ceiling.
+        for (int c = 0; c < _channels; ++c) {
+            const float y = _ring[c][_pos + len - lat] * g;
+            const float yc = std::clamp(y, -cl, cl);
+            _stats.clamped_samples += yc != y;
+            io[c][i] = yc;
+        }
+        if (g < 1.0f) {
+            ++_stats.active_samples;
+            if (g < _stats.min_gain) _stats.min_gain = g;
+        }
+        _pos = (_pos + 1) & mask;
+        ++_n;
+    }
+}
+
+} // namespace earshot::dsp
