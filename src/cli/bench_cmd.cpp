@@ -28,13 +28,13 @@ struct BenchOptions {
 };
 
 void bench_usage(std::FILE* f) {
-    std::fprintf(f,
-                 "usage: earshot bench [--inputs N] [--musicians M] [--period FRAMES] [--rate HZ]\n"
-                 "                     [--seconds S] [--mono]\n"
-                 "Runs the engine single-threaded on a generated band (every musician gets a send from every\n"
-                 "input) and prints realtime_factor, period_us_p50/p99/p999/max, dsp_load_pct and more.\n"
-                 "Defaults: the reference workload stage-32x16 (32 inputs, 16 stereo musicians, 64 frames,\n"
-                 "48000 Hz) for 30 s of audio.\n");
+    std::fprintf(
+        f, "usage: earshot bench [--inputs N] [--musicians M] [--period FRAMES] [--rate HZ]\n"
+           "                     [--seconds S] [--mono]\n"
+           "Runs the engine single-threaded on a generated band (every musician gets a send from every\n"
+           "input) and prints realtime_factor, period_us_p50/p99/p999/max, dsp_load_pct and more.\n"
+           "Defaults: the reference workload stage-32x16 (32 inputs, 16 stereo musicians, 64 frames,\n"
+           "48000 Hz) for 30 s of audio.\n");
 }
 
 bool parse(int argc, char** argv, BenchOptions& o) {
@@ -53,7 +53,8 @@ bool parse(int argc, char** argv, BenchOptions& o) {
             char* end = nullptr;
             const double d = std::strtod(v, &end);
             if (end == v || *end != '\0' || !(d >= lo && d <= hi)) {
-                std::fprintf(stderr, "earshot bench: %s: '%s' is not a number in [%g, %g]\n", name, v, lo, hi);
+                std::fprintf(stderr, "earshot bench: %s: '%s' is not a number in [%g, %g]\n", name, v, lo,
+                             hi);
                 return false;
             }
             out = d;
@@ -101,12 +102,12 @@ config::Config make_config(const BenchOptions& o) {
         mu.output = o.mono ? config::OutputKind::mono : config::OutputKind::stereo;
         mu.calibration.sine_dbfs = -20;
         mu.calibration.db_spl = 94;
-        mu.protection.peak_ceiling_db_spl = 112;  // -5.0 dBFS: the summed band drives the limiter
+        mu.protection.peak_ceiling_db_spl = 112; // -5.0 dBFS: the summed band drives the limiter
         mu.protection.max_laeq_1s_dba = 100;
         for (int i = 0; i < o.inputs; ++i) {
             config::Send s;
             s.input = c.inputs[static_cast<std::size_t>(i)].id;
-            s.gain_db = -18.0 + double((i * 7 + m * 3) % 13);  // -18 .. -6 dB: every send active
+            s.gain_db = -18.0 + double((i * 7 + m * 3) % 13); // -18 .. -6 dB: every send active
             s.pan = o.mono ? 0.0 : double((i * 5 + m) % 11) / 5.0 - 1.0;
             mu.mix.sends.push_back(s);
         }
@@ -144,7 +145,7 @@ int bench_main(int argc, char** argv) {
     for (auto& v : outs) op.push_back(v.data());
 
     const uint64_t total = static_cast<uint64_t>(o.seconds * o.rate) / o.period;
-    const uint64_t warmup = static_cast<uint64_t>(o.rate) / o.period;  // 1 s, not measured
+    const uint64_t warmup = static_cast<uint64_t>(o.rate) / o.period; // 1 s, not measured
     std::vector<double> us;
     us.reserve(total);
     std::size_t pos = 0;
@@ -162,8 +163,10 @@ int bench_main(int argc, char** argv) {
         const auto t1 = std::chrono::steady_clock::now();
         pos += o.period;
         // The control thread's share (draining frames) is not part of the RT period.
-        while (e.pop_dose(df)) {}
-        while (e.pop_meter(mf)) {}
+        while (e.pop_dose(df)) {
+        }
+        while (e.pop_meter(mf)) {
+        }
         if (p >= warmup) {
             const double d = std::chrono::duration<double, std::micro>(t1 - t0).count();
             us.push_back(d);
@@ -173,21 +176,23 @@ int bench_main(int argc, char** argv) {
     std::vector<double> sorted = us;
     std::sort(sorted.begin(), sorted.end());
     auto pct = [&](double q) {
-        const std::size_t k = std::min(sorted.size() - 1, static_cast<std::size_t>(q * double(sorted.size() - 1) + 0.5));
+        const std::size_t k =
+            std::min(sorted.size() - 1, static_cast<std::size_t>(q * double(sorted.size() - 1) + 0.5));
         return sorted[k];
     };
     const double period_us = double(o.period) / o.rate * 1e6;
     const double audio_s = double(total * o.period) / o.rate;
-    std::printf("workload: %s\n", (o.inputs == 32 && o.musicians == 16 && o.period == 64 && o.rate == 48000 && !o.mono)
-                                      ? "stage-32x16"
-                                      : "custom");
+    std::printf("workload: %s\n",
+                (o.inputs == 32 && o.musicians == 16 && o.period == 64 && o.rate == 48000 && !o.mono)
+                    ? "stage-32x16"
+                    : "custom");
     std::printf("inputs: %d\nmusicians: %d\nchannels_per_musician: %d\nsends: %d\n", o.inputs, o.musicians,
                 o.mono ? 1 : 2, o.inputs * o.musicians);
-    std::printf("rate_hz: %.0f\nperiod_frames: %u\nperiod_us: %.1f\naudio_s: %.1f\nperiods: %zu\n", o.rate, o.period,
-                period_us, audio_s, us.size());
+    std::printf("rate_hz: %.0f\nperiod_frames: %u\nperiod_us: %.1f\naudio_s: %.1f\nperiods: %zu\n", o.rate,
+                o.period, period_us, audio_s, us.size());
     std::printf("realtime_factor: %.1f\n", audio_s / (busy * 1e-6));
-    std::printf("period_us_p50: %.2f\nperiod_us_p99: %.2f\nperiod_us_p999: %.2f\nperiod_us_max: %.2f\n", pct(0.5),
-                pct(0.99), pct(0.999), sorted.back());
+    std::printf("period_us_p50: %.2f\nperiod_us_p99: %.2f\nperiod_us_p999: %.2f\nperiod_us_max: %.2f\n",
+                pct(0.5), pct(0.99), pct(0.999), sorted.back());
     std::printf("dsp_load_pct: %.2f\n", busy / double(us.size()) / period_us * 100.0);
     std::printf("p999_load_pct: %.2f\n", pct(0.999) / period_us * 100.0);
     std::printf("latency_frames: %d\n", e.latency_frames());

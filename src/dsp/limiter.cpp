@@ -12,7 +12,9 @@ namespace {
 // Inputs are sanitised (NaN/Inf/denormal -> 0) and clipped at +120 dBFS before anything else:
 // floats beyond that are not audio, and the bound keeps the detector's sums and T/e finite.
 constexpr float input_limit = 1.0e6f;
-inline float condition(float x) noexcept { return std::clamp(sanitize(x), -input_limit, input_limit); }
+inline float condition(float x) noexcept {
+    return std::clamp(sanitize(x), -input_limit, input_limit);
+}
 } // namespace
 
 void TruePeakLimiter::prepare(double fs_hz, int channels, double lookahead_ms, double release_ms) {
@@ -34,7 +36,7 @@ void TruePeakLimiter::prepare(double fs_hz, int channels, double lookahead_ms, d
 }
 
 void TruePeakLimiter::set_ceiling(float ceiling) noexcept {
-    if (!(ceiling > 0.0f) || !std::isfinite(ceiling)) ceiling = 1e-6f;  // fail towards silence
+    if (!(ceiling > 0.0f) || !std::isfinite(ceiling)) ceiling = 1e-6f; // fail towards silence
     _ceil = ceiling;
     _target = ceiling;
 }
@@ -160,8 +162,10 @@ void TruePeakLimiter::process_slow(float* const* io, uint32_t n) noexcept {
             while (_dq_size != 0) {
                 uint32_t tail = _dq_head + _dq_size - 1;
                 if (tail >= win) tail -= win;
-                if (_dq[tail].v >= greq) --_dq_size;
-                else break;
+                if (_dq[tail].v >= greq)
+                    --_dq_size;
+                else
+                    break;
             }
             uint32_t slot = _dq_head + _dq_size;
             if (slot >= win) slot -= win;

@@ -19,7 +19,7 @@ double bessel_i0(double x) {
 }
 
 constexpr double kaiser_beta = 6.0;
-constexpr double half_span = TruePeakInterpolator::half;  // window covers |d| <= half input samples
+constexpr double half_span = TruePeakInterpolator::half; // window covers |d| <= half input samples
 
 } // namespace
 

@@ -37,7 +37,7 @@ void pan_gains(double gain_db, double pan, bool mute, int channels, float& l, fl
     const double th = (p + 1.0) * pi / 4.0;
     l = static_cast<float>(g * std::cos(th));
     r = static_cast<float>(g * std::sin(th));
-    if (p == -1.0) r = 0.0f;  // hard left is exact silence right (cos(pi/2) is not exactly 0)
+    if (p == -1.0) r = 0.0f; // hard left is exact silence right (cos(pi/2) is not exactly 0)
     if (p == 1.0) l = 0.0f;
 }
 
@@ -45,39 +45,46 @@ void pan_gains(double gain_db, double pan, bool mute, int channels, float& l, fl
 struct DenormalGuard {
 #ifdef EARSHOT_HAVE_MXCSR
     unsigned int saved;
-    DenormalGuard() noexcept : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }
-    ~DenormalGuard() { _mm_setcsr(saved); }
+    DenormalGuard() noexcept : saved(_mm_getcsr()) {
+        _mm_setcsr(saved | 0x8040u);
+    }
+    ~DenormalGuard() {
+        _mm_setcsr(saved);
+    }
 #endif
 };
 
 } // namespace
 
 struct Engine::Queues {
-    boost::lockfree::spsc_queue<EngineCommand, boost::lockfree::capacity<command_capacity>> commands;  // control -> RT
-    boost::lockfree::spsc_queue<MixGraph*, boost::lockfree::capacity<retire_capacity>> retire;        // RT -> control
-    boost::lockfree::spsc_queue<DoseFrame, boost::lockfree::capacity<dose_capacity>> dose;            // RT -> control
-    boost::lockfree::spsc_queue<MeterFrame, boost::lockfree::capacity<meter_capacity>> meters;        // RT -> control
+    boost::lockfree::spsc_queue<EngineCommand, boost::lockfree::capacity<command_capacity>>
+        commands; // control -> RT
+    boost::lockfree::spsc_queue<MixGraph*, boost::lockfree::capacity<retire_capacity>>
+        retire;                                                                            // RT -> control
+    boost::lockfree::spsc_queue<DoseFrame, boost::lockfree::capacity<dose_capacity>> dose; // RT -> control
+    boost::lockfree::spsc_queue<MeterFrame, boost::lockfree::capacity<meter_capacity>>
+        meters; // RT -> control
 };
 
 // Data only accessed from the RT thread.
 struct Engine::Rt {
     MixGraph* live = nullptr;
-    uint64_t clock = 0;                    // samples processed
-    uint64_t dose_start = 0;               // clock at the start of the open dose interval
-    uint32_t dose_pos = 0;                 // samples into the open dose interval
-    uint32_t meter_pos = 0;                // samples into the open meter window
-    std::vector<const float*> in_ptr;      // per input slot, for the current chunk
-    std::vector<float> zeros;              // max_block zeros (absent inputs)
-    MixGraph* pending_retire[retire_capacity] = {};  // retire queue overflow (never expected)
+    uint64_t clock = 0;                             // samples processed
+    uint64_t dose_start = 0;                        // clock at the start of the open dose interval
+    uint32_t dose_pos = 0;                          // samples into the open dose interval
+    uint32_t meter_pos = 0;                         // samples into the open meter window
+    std::vector<const float*> in_ptr;               // per input slot, for the current chunk
+    std::vector<float> zeros;                       // max_block zeros (absent inputs)
+    MixGraph* pending_retire[retire_capacity] = {}; // retire queue overflow (never expected)
     std::size_t pending_count = 0;
 };
 
 // Data only accessed from the control thread.
 struct Engine::Control {
-    MixGraph* latest = nullptr;            // newest graph queued (read-only topology)
+    MixGraph* latest = nullptr; // newest graph queued (read-only topology)
     uint32_t generation = 0;
     std::map<std::string, int> in_slots;
-    std::map<std::string, int> out_slots;  // "<id>\x1f<channels>\x1f<ch>"
+    std::map<std::string, int> out_slots; // "<id>\x1f<channels>\x1f<ch>"
     std::map<std::string, uint32_t> keys;
     std::vector<std::string> key_ids;
     config::Config last_cfg;
@@ -120,7 +127,8 @@ int Engine::output_slot(const std::string& musician_id, int channel) const {
     const MixGraph* g = _ctl->latest;
     if (!g) return -1;
     for (const Strip& s : g->strips)
-        if (!s.retiring && s.id == musician_id && channel >= 0 && channel < s.channels) return s.out_slot[channel];
+        if (!s.retiring && s.id == musician_id && channel >= 0 && channel < s.channels)
+            return s.out_slot[channel];
     return -1;
 }
 
@@ -165,7 +173,8 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
         return k;
     };
     const uint32_t ramp = static_cast<uint32_t>(std::max(1L, std::lround(cfg.mixer.ramp_ms * 1e-3 * _fs)));
-    const uint32_t startup = static_cast<uint32_t>(std::max(1L, std::lround(cfg.mixer.startup_ramp_ms * 1e-3 * _fs)));
+    const uint32_t startup =
+        static_cast<uint32_t>(std::max(1L, std::lround(cfg.mixer.startup_ramp_ms * 1e-3 * _fs)));
 
     auto prepare_strip = [&](Strip& s) {
         s.lim.prepare(_fs, s.channels, s.lookahead_ms, s.release_ms);
@@ -205,8 +214,9 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
             s.ramp_samples = ramp;
             prepare_strip(s);
             if (os) {
-                s.master.set_ramp_samples(ramp);  // state copied on the RT side, then retargeted
+                s.master.set_ramp_samples(ramp); // state copied on the RT side, then retargeted
             } else if (first && mode == StartMode::immediate) {
+                s.master.set_ramp_samples(ramp);
                 s.master.reset(s.master_target);
             } else {
                 s.master.set_ramp_samples(startup);
@@ -317,7 +327,8 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
     return true;
 }
 
-bool Engine::set_send(const std::string& musician, const std::string& input, double gain_db, double pan, bool mute) {
+bool Engine::set_send(const std::string& musician, const std::string& input, double gain_db, double pan,
+                      bool mute) {
     const MixGraph* g = _ctl->latest;
     if (!g) return false;
     for (std::size_t i = 0; i < g->strips.size(); ++i) {
@@ -361,14 +372,18 @@ void Engine::poll() {
     Control& ctl = *_ctl;
     if (ctl.latest && ctl.latest->has_retiring && ctl.have_cfg &&
         _counters.live_generation.load(std::memory_order_acquire) == ctl.latest->generation) {
-        const uint64_t since = _counters.samples.load(std::memory_order_acquire) -
-                               _swap_clock.load(std::memory_order_acquire);
+        const uint64_t since =
+            _counters.samples.load(std::memory_order_acquire) - _swap_clock.load(std::memory_order_acquire);
         if (since > static_cast<uint64_t>(ctl.latest->max_ramp) + _max_block) apply_config(ctl.last_cfg);
     }
 }
 
-bool Engine::pop_dose(DoseFrame& f) noexcept { return _q->dose.pop(f); }
-bool Engine::pop_meter(MeterFrame& f) noexcept { return _q->meters.pop(f); }
+bool Engine::pop_dose(DoseFrame& f) noexcept {
+    return _q->dose.pop(f);
+}
+bool Engine::pop_meter(MeterFrame& f) noexcept {
+    return _q->meters.pop(f);
+}
 
 void Engine::swap_rt(MixGraph* ng) noexcept {
     MixGraph* og = _rt->live;
@@ -408,16 +423,20 @@ void Engine::swap_rt(MixGraph* ng) noexcept {
     _counters.live_generation.store(ng->generation, std::memory_order_release);
 }
 
-void Engine::process(uint32_t nframes, const float* const* in, int n_in, float* const* out, int n_out) noexcept {
+void Engine::process(uint32_t nframes, const float* const* in, int n_in, float* const* out,
+                     int n_out) noexcept {
     DenormalGuard dg;
     Rt& rt = *_rt;
     // Retire-queue overflow from an earlier cycle goes out first.
-    while (rt.pending_count > 0 && _q->retire.push(rt.pending_retire[rt.pending_count - 1])) --rt.pending_count;
+    while (rt.pending_count > 0 && _q->retire.push(rt.pending_retire[rt.pending_count - 1]))
+        --rt.pending_count;
     // Commands, oldest first, bounded per cycle.
     EngineCommand c;
     for (int i = 0; i < max_commands_per_cycle && _q->commands.pop(c); ++i) {
         switch (c.kind) {
-        case EngineCommand::Kind::swap_graph: swap_rt(c.swap.graph); break;
+        case EngineCommand::Kind::swap_graph:
+            swap_rt(c.swap.graph);
+            break;
         case EngineCommand::Kind::set_send: {
             MixGraph* g = rt.live;
             if (!g || g->generation != c.send.generation || c.send.strip >= g->strips.size() ||
@@ -436,7 +455,9 @@ void Engine::process(uint32_t nframes, const float* const* in, int n_in, float* 
                 _counters.stale_commands.fetch_add(1, std::memory_order_relaxed);
                 break;
             }
-            g->strips[c.master.strip].master.set_target(c.master.gain);
+            Strip& s = g->strips[c.master.strip];
+            s.master.set_ramp_samples(s.ramp_samples); // the start-up fade may have used a longer one
+            s.master.set_target(c.master.gain);
             break;
         }
         }
@@ -457,12 +478,13 @@ void Engine::process(uint32_t nframes, const float* const* in, int n_in, float* 
     _counters.cycles.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* const* out, int n_out) noexcept {
+void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* const* out,
+                           int n_out) noexcept {
     Rt& rt = *_rt;
     for (int j = 0; j < n_out; ++j)
         if (out[j]) std::memset(out[j], 0, sizeof(float) * n);
     MixGraph* g = rt.live;
-    if (!g) {  // fail silent: nothing configured
+    if (!g) { // fail silent: nothing configured
         rt.clock += n;
         _counters.samples.store(rt.clock, std::memory_order_release);
         return;
@@ -477,7 +499,7 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
             continue;
         }
         float probe = 0.0f;
-        for (uint32_t i = 0; i < n; ++i) probe += p[i] * 0.0f;  // NaN iff some sample is NaN or Inf
+        for (uint32_t i = 0; i < n; ++i) probe += p[i] * 0.0f; // NaN iff some sample is NaN or Inf
         if (probe == probe) {
             rt.in_ptr[static_cast<std::size_t>(slot)] = p;
         } else {
@@ -514,13 +536,14 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
             }
         }
         float* io[2] = {b0, b1};
-        s.lim.process(io, n);  // ends in the final safety clamp at the ceiling
+        s.lim.process(io, n); // ends in the final safety clamp at the ceiling
         const auto ls = s.lim.take_stats();
         s.dose_lim_min = std::min(s.dose_lim_min, ls.min_gain);
         s.meter_lim_min = std::min(s.meter_lim_min, ls.min_gain);
         s.dose_lim_active += ls.active_samples;
         s.dose_clamped += ls.clamped_samples;
-        if (ls.clamped_samples) _counters.clamped_samples.fetch_add(ls.clamped_samples, std::memory_order_relaxed);
+        if (ls.clamped_samples)
+            _counters.clamped_samples.fetch_add(ls.clamped_samples, std::memory_order_relaxed);
         for (int c = 0; c < s.channels; ++c) {
             const float* b = s.buf[static_cast<std::size_t>(c)].data();
             float pk = 0.0f;
@@ -537,7 +560,8 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
     while (pos < n) {
         const uint32_t seg = std::min({n - pos, _dose_len - rt.dose_pos, _meter_len - rt.meter_pos});
         for (Strip& s : g->strips)
-            for (int c = 0; c < s.channels; ++c) s.meter[c].process(s.buf[static_cast<std::size_t>(c)].data() + pos, seg);
+            for (int c = 0; c < s.channels; ++c)
+                s.meter[c].process(s.buf[static_cast<std::size_t>(c)].data() + pos, seg);
         pos += seg;
         rt.dose_pos += seg;
         rt.meter_pos += seg;
@@ -557,7 +581,7 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
             }
         }
         if (rt.dose_pos == _dose_len) {
-            rt.clock += pos;  // temporarily advance so flush_dose() stamps the right start
+            rt.clock += pos; // temporarily advance so flush_dose() stamps the right start
             flush_dose();
             rt.clock -= pos;
         }

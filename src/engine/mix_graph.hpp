@@ -15,26 +15,26 @@
 namespace earshot::engine {
 
 struct SendState {
-    std::string input_id;     // topology
-    int in_slot = -1;         // topology
-    float target_l = 0;       // gains the ramps head for once the graph is live (linear)
+    std::string input_id; // topology
+    int in_slot = -1;     // topology
+    float target_l = 0;   // gains the ramps head for once the graph is live (linear)
     float target_r = 0;
-    int inherit = -1;         // index of the same send in the previous graph's strip, or -1
-    bool retiring = false;    // removed: ramps to 0, dropped by the next compaction
-    dsp::GainRamp gl, gr;     // RT state
+    int inherit = -1;      // index of the same send in the previous graph's strip, or -1
+    bool retiring = false; // removed: ramps to 0, dropped by the next compaction
+    dsp::GainRamp gl, gr;  // RT state
 };
 
 struct Strip {
-    std::string id;           // musician id
-    uint32_t key = 0;         // stable musician key for frames
+    std::string id;   // musician id
+    uint32_t key = 0; // stable musician key for frames
     int channels = 2;
     int out_slot[2] = {-1, -1};
-    double lookahead_ms = 1;  // limiter parameters the strip was prepared with
+    double lookahead_ms = 1; // limiter parameters the strip was prepared with
     double release_ms = 80;
-    float ceiling = 1;        // linear
-    float master_target = 0;  // linear
+    float ceiling = 1;       // linear
+    float master_target = 0; // linear
     uint32_t ramp_samples = 1;
-    int inherit = -1;         // index of the same musician's strip in the previous graph, or -1
+    int inherit = -1; // index of the same musician's strip in the previous graph, or -1
     bool retiring = false;
     std::vector<SendState> sends;
 
@@ -42,8 +42,8 @@ struct Strip {
     dsp::GainRamp master;
     dsp::TruePeakLimiter lim;
     dsp::LevelMeter meter[2];
-    std::vector<float> buf[2];   // max_block samples each
-    std::vector<float> gains;    // max_block master gains
+    std::vector<float> buf[2]; // max_block samples each
+    std::vector<float> gains;  // max_block master gains
     float dose_peak[2] = {0, 0};
     float dose_lim_min = 1;
     uint32_t dose_lim_active = 0;
@@ -55,12 +55,12 @@ struct Strip {
 class MixGraph {
 public:
     uint32_t generation = 0;
-    std::vector<int> used_inputs;    // input slots read by any send
-    std::vector<float> in_scratch;   // used_inputs.size() * max_block, for sanitised copies
+    std::vector<int> used_inputs;  // input slots read by any send
+    std::vector<float> in_scratch; // used_inputs.size() * max_block, for sanitised copies
     std::vector<Strip> strips;
-    int latency = 0;                 // max limiter latency over strips
+    int latency = 0; // max limiter latency over strips
     bool has_retiring = false;
-    uint32_t max_ramp = 0;           // longest ramp in samples (for compaction timing)
+    uint32_t max_ramp = 0; // longest ramp in samples (for compaction timing)
 };
 
 } // namespace earshot::engine

@@ -1,6 +1,7 @@
 // Test-only reference true-peak meter, independent of earshot's TruePeakInterpolator:
 // 4x oversampling (BS.1770 style) with a longer Kaiser-windowed sinc than the limiter's detector
-// (16 taps per phase, +-8 input samples, beta 8), computed in double over the whole signal (zero-padded at both ends).
+// (16 taps per phase, +-8 input samples, beta 8), computed in double over the whole signal (zero-padded at
+// both ends).
 #pragma once
 
 #include <cmath>

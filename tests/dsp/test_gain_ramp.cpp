@@ -14,14 +14,14 @@ TEST_CASE("gain ramp: full-scale step has no sample jump above |dg|/ramp", "[dsp
     g.set_ramp_samples(960);
     g.reset(0.0f);
     g.set_target(1.0f);
-    std::vector<float> x(3000, 1.0f);  // full-scale DC: the worst case for a gain step
+    std::vector<float> x(3000, 1.0f); // full-scale DC: the worst case for a gain step
     g.apply(x.data(), 3000);
     float max_step = 0;
     for (std::size_t i = 1; i < x.size(); ++i) max_step = std::max(max_step, std::fabs(x[i] - x[i - 1]));
     REQUIRE(max_step <= 1.0f / 960.0f * 1.0001f);
     REQUIRE(x[0] > 0.0f);
     REQUIRE(x[0] <= 1.0f / 960.0f * 1.0001f);
-    REQUIRE(x[959] == 1.0f);  // arrives exactly at the end of the ramp
+    REQUIRE(x[959] == 1.0f); // arrives exactly at the end of the ramp
     REQUIRE(!g.ramping());
 }
 
@@ -34,7 +34,8 @@ TEST_CASE("gain ramp: retargeting mid-ramp stays continuous", "[dsp][ramp]") {
     g.fill(gains.data(), 50);
     g.set_target(0.8f);
     g.fill(gains.data() + 50, 250);
-    for (std::size_t i = 1; i < gains.size(); ++i) REQUIRE(std::fabs(gains[i] - gains[i - 1]) <= 0.01f * 1.001f);
+    for (std::size_t i = 1; i < gains.size(); ++i)
+        REQUIRE(std::fabs(gains[i] - gains[i - 1]) <= 0.01f * 1.001f);
     REQUIRE(gains[149] == 0.8f);
 }
 

@@ -154,18 +154,29 @@ TEST_CASE("limiter: ceiling property, thousands of random signals", "[dsp][limit
             for (int c = 0; c < channels; ++c) {
                 in[c].resize(n);
                 const int kind = static_cast<int>(u(rng) * 5);
-                const double gain = std::pow(10.0, (-40.0 + 80.0 * u(rng)) / 20.0);  // -40..+40 dBFS
+                const double gain = std::pow(10.0, (-40.0 + 80.0 * u(rng)) / 20.0); // -40..+40 dBFS
                 std::normal_distribution<double> g(0, 1);
-                double f1 = 20 + u(rng) * (fs / 2 - 20), f2 = 20 + u(rng) * (fs / 2 - 20), ph = u(rng) * 2 * pi;
+                double f1 = 20 + u(rng) * (fs / 2 - 20), f2 = 20 + u(rng) * (fs / 2 - 20),
+                       ph = u(rng) * 2 * pi;
                 for (std::size_t i = 0; i < n; ++i) {
                     const double t = double(i) / fs;
                     double v = 0;
                     switch (kind) {
-                    case 0: v = g(rng); break;                                            // white noise
-                    case 1: v = std::sin(2 * pi * f1 * t + ph) + 0.7 * std::sin(2 * pi * f2 * t); break;
-                    case 2: v = (u(rng) < 0.01) ? (u(rng) < 0.5 ? -1 : 1) : 0; break;     // clicks
-                    case 3: v = (i / 300) % 2 ? g(rng) : 0.01 * g(rng); break;            // bursts
-                    default: v = std::sin(2 * pi * f1 * t + ph) >= 0 ? 1 : -1; break;     // square
+                    case 0:
+                        v = g(rng);
+                        break; // white noise
+                    case 1:
+                        v = std::sin(2 * pi * f1 * t + ph) + 0.7 * std::sin(2 * pi * f2 * t);
+                        break;
+                    case 2:
+                        v = (u(rng) < 0.01) ? (u(rng) < 0.5 ? -1 : 1) : 0;
+                        break; // clicks
+                    case 3:
+                        v = (i / 300) % 2 ? g(rng) : 0.01 * g(rng);
+                        break; // bursts
+                    default:
+                        v = std::sin(2 * pi * f1 * t + ph) >= 0 ? 1 : -1;
+                        break; // square
                     }
                     in[c][i] = float(v * gain);
                 }
@@ -204,10 +215,12 @@ TEST_CASE("limiter: adversarial signals", "[dsp][limiter][property]") {
             cases.emplace_back("DC steps", dc);
             std::vector<float> burst(n, 0.0f);
             for (std::size_t i = 0; i < n; ++i)
-                burst[i] = ((i / 64) % 7 == 0) ? float(50 * std::sin(2 * pi * 3000 * double(i) / fs)) : 0.001f;
+                burst[i] =
+                    ((i / 64) % 7 == 0) ? float(50 * std::sin(2 * pi * 3000 * double(i) / fs)) : 0.001f;
             cases.emplace_back("short bursts", burst);
             std::vector<float> bad = sine(n, fs, 440, 2.0f);
-            for (std::size_t i = 0; i < n; i += 37) bad[i] = (i / 37) % 4 == 0 ? nan : (i / 37) % 4 == 1 ? inf : (i / 37) % 4 == 2 ? -inf : big;
+            for (std::size_t i = 0; i < n; i += 37)
+                bad[i] = (i / 37) % 4 == 0 ? nan : (i / 37) % 4 == 1 ? inf : (i / 37) % 4 == 2 ? -inf : big;
             cases.emplace_back("NaN/Inf/FLT_MAX", bad);
             std::vector<float> den(n);
             for (std::size_t i = 0; i < n; ++i) den[i] = (i % 2 ? -1.0f : 1.0f) * denorm * float(i % 100);
@@ -239,7 +252,7 @@ TEST_CASE("limiter: gain recovers after a burst with the release time constant",
     TruePeakLimiter lim;
     lim.prepare(fs, 1, 1.0, 50.0);
     lim.set_ceiling(0.5f);
-    auto x = sine(static_cast<std::size_t>(fs), fs, 1000, 1.0f);  // 6 dB over for 0.25 s, then quiet
+    auto x = sine(static_cast<std::size_t>(fs), fs, 1000, 1.0f); // 6 dB over for 0.25 s, then quiet
     for (std::size_t i = 12000; i < x.size(); ++i) x[i] *= 0.25f;
     float* io[1] = {x.data()};
     lim.process(io, 12000);

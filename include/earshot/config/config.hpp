@@ -28,13 +28,13 @@ struct Mark {
 
 /// A JACK port to connect to: an exact port name, or a regular expression written /like this/.
 struct ConnectRule {
-    std::string pattern;  // the name, or the regex without its slashes
+    std::string pattern; // the name, or the regex without its slashes
     bool is_regex = false;
 };
 
 struct Input {
-    std::string id;                     // [a-z0-9_-]+, unique; JACK port <client>:<id>
-    std::vector<ConnectRule> connect;   // sources to auto-connect
+    std::string id;                   // [a-z0-9_-]+, unique; JACK port <client>:<id>
+    std::vector<ConnectRule> connect; // sources to auto-connect
     Mark mark;
 };
 
@@ -42,36 +42,36 @@ enum class OutputKind { mono, stereo };
 enum class Reference { field, eardrum };
 
 struct Calibration {
-    double sine_dbfs = -20.0;  // peak level (dBFS) of the calibration sine, [-60, 0]
-    double db_spl = 94.0;      // RMS SPL it measures at the ear, [40, 140] dB
+    double sine_dbfs = -20.0; // peak level (dBFS) of the calibration sine, [-60, 0]
+    double db_spl = 94.0;     // RMS SPL it measures at the ear, [40, 140] dB
     Reference reference = Reference::field;
 };
 
 struct Protection {
-    double peak_ceiling_db_spl = 115.0;          // absolute peak SPL ceiling, [80, 140] dB
-    std::optional<double> max_laeq_1s_dba;       // short-term loudness cap, [80, 110] dBA
-    double lookahead_ms = 1.0;                   // limiter look-ahead, [0.5, 1.5] ms
-    double release_ms = 80.0;                    // limiter release time constant, [10, 2000] ms
+    double peak_ceiling_db_spl = 115.0;    // absolute peak SPL ceiling, [80, 140] dB
+    std::optional<double> max_laeq_1s_dba; // short-term loudness cap, [80, 110] dBA
+    double lookahead_ms = 1.0;             // limiter look-ahead, [0.5, 1.5] ms
+    double release_ms = 80.0;              // limiter release time constant, [10, 2000] ms
 };
 
 struct Send {
-    std::string input;         // an Input id
-    double gain_db = 0.0;      // [-90, +12] dB, or -inf ("off")
-    double pan = 0.0;          // [-1, 1]; stereo outputs only
+    std::string input;    // an Input id
+    double gain_db = 0.0; // [-90, +12] dB, or -inf ("off")
+    double pan = 0.0;     // [-1, 1]; stereo outputs only
     bool mute = false;
     Mark mark;
 };
 
 struct Mix {
-    double master_db = 0.0;    // [-90, +12] dB, or -inf ("off")
-    std::vector<Send> sends;   // inputs not listed are off
+    double master_db = 0.0;  // [-90, +12] dB, or -inf ("off")
+    std::vector<Send> sends; // inputs not listed are off
 };
 
 struct Musician {
-    std::string id;                    // [a-z0-9_-]+, unique; the person's stable identity
-    std::string name;                  // display name (defaults to id)
+    std::string id;   // [a-z0-9_-]+, unique; the person's stable identity
+    std::string name; // display name (defaults to id)
     OutputKind output = OutputKind::stereo;
-    std::vector<ConnectRule> connect;  // playback ports for the output(s), in order (L, R)
+    std::vector<ConnectRule> connect; // playback ports for the output(s), in order (L, R)
     Calibration calibration;
     Protection protection;
     Mix mix;
@@ -81,12 +81,12 @@ struct Musician {
 };
 
 struct Jack {
-    std::string client_name = "earshot";  // [A-Za-z0-9_-]{1,32}
+    std::string client_name = "earshot"; // [A-Za-z0-9_-]{1,32}
 };
 
 struct Mixer {
-    double ramp_ms = 20.0;          // fader/mute/pan ramp length, [1, 500] ms
-    double startup_ramp_ms = 2000;  // fade-in from silence at start-up and reconnect, [10, 10000] ms
+    double ramp_ms = 20.0;         // fader/mute/pan ramp length, [1, 500] ms
+    double startup_ramp_ms = 2000; // fade-in from silence at start-up and reconnect, [10, 10000] ms
 };
 
 struct Config {
@@ -95,7 +95,7 @@ struct Config {
     Mixer mixer;
     std::vector<Input> inputs;
     std::vector<Musician> musicians;
-    std::string source;  // file name the config was read from ("<string>" for in-memory)
+    std::string source; // file name the config was read from ("<string>" for in-memory)
 
     /// Index of the input with this id, or -1.
     int input_index(const std::string& id) const noexcept;

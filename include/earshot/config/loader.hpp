@@ -2,8 +2,8 @@
 //
 // Errors carry file:line:col (1-based, from yaml-cpp's Node::Mark), the key path
 // (e.g. "musicians[2].protection.peak_ceiling_db_spl"), the bad value and what is allowed:
-//   configs/stage.yaml:42:7: musicians[2].protection.peak_ceiling_db_spl: 150 is out of range [80, 140] dB SPL
-//   configs/stage.yaml:12:5: musicians[0].calibraton: unknown key (did you mean 'calibration'?)
+//   configs/stage.yaml:42:7: musicians[2].protection.peak_ceiling_db_spl: 150 is out of range [80, 140] dB
+//   SPL configs/stage.yaml:12:5: musicians[0].calibraton: unknown key (did you mean 'calibration'?)
 //
 // Thread contract: [control thread]; allocates, throws ConfigErrors.
 //
@@ -22,8 +22,8 @@ namespace earshot::config {
 
 struct ConfigError {
     std::string file;
-    int line = 0;      // 1-based; 0 when the error has no position (e.g. file not found)
-    int col = 0;       // 1-based
+    int line = 0; // 1-based; 0 when the error has no position (e.g. file not found)
+    int col = 0;  // 1-based
     std::string key_path;
     std::string message;
 

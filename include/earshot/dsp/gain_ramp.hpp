@@ -63,11 +63,11 @@ public:
     void fill(float* g, uint32_t n) noexcept;
 
 private:
-    float _cur = 0.0f;       // gain applied to the last sample, linear
-    float _target = 0.0f;    // gain the ramp is heading for, linear
-    float _step = 0.0f;      // per-sample increment while ramping
-    uint32_t _left = 0;      // samples left in the ramp (0 = idle)
-    uint32_t _ramp_len = 1;  // ramp length in samples
+    float _cur = 0.0f;      // gain applied to the last sample, linear
+    float _target = 0.0f;   // gain the ramp is heading for, linear
+    float _step = 0.0f;     // per-sample increment while ramping
+    uint32_t _left = 0;     // samples left in the ramp (0 = idle)
+    uint32_t _ramp_len = 1; // ramp length in samples
 };
 
 } // namespace earshot::dsp

@@ -27,12 +27,12 @@ namespace earshot::dsp {
 class LevelMeter {
 public:
     struct Interval {
-        double sum_sq_a = 0;     // sum of A-weighted squares over the interval (amplitude^2 * samples)
-        uint64_t samples = 0;    // samples in the interval
-        double laf_max_ms = 0;   // max of the F-weighted A mean square in the interval
-        double las_max_ms = 0;   // max of the S-weighted A mean square in the interval
-        double c_peak = 0;       // max |C-weighted sample| in the interval (amplitude)
-        double laf_end_ms = 0;   // F-weighted A mean square at the end of the interval
+        double sum_sq_a = 0;   // sum of A-weighted squares over the interval (amplitude^2 * samples)
+        uint64_t samples = 0;  // samples in the interval
+        double laf_max_ms = 0; // max of the F-weighted A mean square in the interval
+        double las_max_ms = 0; // max of the S-weighted A mean square in the interval
+        double c_peak = 0;     // max |C-weighted sample| in the interval (amplitude)
+        double laf_end_ms = 0; // F-weighted A mean square at the end of the interval
     };
 
     /// Designs the weightings and the time constants for fs_hz. Throws like AcWeighting::prepare.
@@ -46,13 +46,18 @@ public:
 
     double alpha_fast() const noexcept { return _alpha_f; }
     double alpha_slow() const noexcept { return _alpha_s; }
+    /// Current F- and S-weighted A mean squares (live meters). [RT-safe]
+    double laf_ms() const noexcept { return _yf; }
+    double las_ms() const noexcept { return _ys; }
+    const AcWeighting& weighting() const noexcept { return _w; }
 
 private:
-    AcWeighting _w;           // frequency weighting
-    double _alpha_f = 0;      // F time weighting coefficient (tau 125 ms)
-    double _alpha_s = 0;      // S time weighting coefficient (tau 1 s)
-    double _yf = 0, _ys = 0;  // F and S weighted A mean squares (running)
-    Interval _iv;             // the open interval
+    AcWeighting _w;          // frequency weighting
+    double _alpha_f = 0;     // F time weighting coefficient (tau 125 ms)
+    double _alpha_s = 0;     // S time weighting coefficient (tau 1 s)
+    double _yf = 0, _ys = 0; // F and S weighted A mean squares (running)
+    Interval _iv;            // the open interval
+    double _flip = 1e-25;    // anti-denormal dither, alternating sign
 };
 
 } // namespace earshot::dsp

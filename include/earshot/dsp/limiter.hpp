@@ -36,12 +36,12 @@ namespace earshot::dsp {
 class TruePeakLimiter {
 public:
     static constexpr int max_channels = 2;
-    static constexpr int hold = TruePeakInterpolator::delay;  // H, samples
+    static constexpr int hold = TruePeakInterpolator::delay; // H, samples
 
     struct Stats {
-        float min_gain = 1.0f;          // lowest gain applied since the last take (linear)
-        uint32_t active_samples = 0;    // samples with gain < 1 since the last take
-        uint32_t clamped_samples = 0;   // samples the final clamp had to cut since the last take
+        float min_gain = 1.0f;        // lowest gain applied since the last take (linear)
+        uint32_t active_samples = 0;  // samples with gain < 1 since the last take
+        uint32_t clamped_samples = 0; // samples the final clamp had to cut since the last take
     };
 
     /// Allocates the delay line for fs and the look-ahead (total latency = round(lookahead * fs),
@@ -75,25 +75,25 @@ private:
 
     TruePeakInterpolator _ip;
     int _channels = 0;
-    int _latency = 0;        // frames: delay + L + H
-    int _box = 0;            // L, samples averaged for the gain
-    int _window = 0;         // W = L + 2H + 1, sliding-minimum span
-    float _ceil = 1.0f;      // clamp level, linear
-    float _target = 1.0f;    // detector threshold T, linear (= ceiling)
-    double _a_rel = 0.0;     // release coefficient per sample
-    uint32_t _ring_len = 0;  // power of two; ring is mirrored (2 * len floats per channel)
-    std::vector<float> _ring[max_channels];  // sanitised input history, mirrored
-    std::vector<MinEntry> _dq;                // monotonic deque of g_req < 1 (ring of _window)
+    int _latency = 0;                       // frames: delay + L + H
+    int _box = 0;                           // L, samples averaged for the gain
+    int _window = 0;                        // W = L + 2H + 1, sliding-minimum span
+    float _ceil = 1.0f;                     // clamp level, linear
+    float _target = 1.0f;                   // detector threshold T, linear (= ceiling)
+    double _a_rel = 0.0;                    // release coefficient per sample
+    uint32_t _ring_len = 0;                 // power of two; ring is mirrored (2 * len floats per channel)
+    std::vector<float> _ring[max_channels]; // sanitised input history, mirrored
+    std::vector<MinEntry> _dq;              // monotonic deque of g_req < 1 (ring of _window)
     uint32_t _dq_head = 0, _dq_size = 0;
-    std::vector<float> _boxv;                 // the last L release outputs
+    std::vector<float> _boxv; // the last L release outputs
     uint32_t _box_pos = 0;
-    uint32_t _box_non_unity = 0;              // entries of _boxv below 1
-    double _box_sum = 0;                      // sum of _boxv
-    double _r = 1.0;                          // release stage output (double: no stagnation near 1)
-    float _g = 1.0f;                          // last applied gain
-    uint64_t _n = 0;                          // input samples consumed
-    uint32_t _pos = 0;                        // ring write position
-    uint64_t _quiet_run = 0;                  // consecutive newest samples that cannot reach T
+    uint32_t _box_non_unity = 0; // entries of _boxv below 1
+    double _box_sum = 0;         // sum of _boxv
+    double _r = 1.0;             // release stage output (double: no stagnation near 1)
+    float _g = 1.0f;             // last applied gain
+    uint64_t _n = 0;             // input samples consumed
+    uint32_t _pos = 0;           // ring write position
+    uint64_t _quiet_run = 0;     // consecutive newest samples that cannot reach T
     Stats _stats;
 };
 

@@ -21,10 +21,10 @@ namespace earshot::dsp {
 
 class TruePeakInterpolator {
 public:
-    static constexpr int half = 6;  // window half span, input samples
-    static constexpr int taps = 2 * half;          // taps per fractional phase
-    static constexpr int phases = 4;               // oversampling factor
-    static constexpr int delay = half;             // samples after m before interval [m, m+1) can be estimated
+    static constexpr int half = 6;        // window half span, input samples
+    static constexpr int taps = 2 * half; // taps per fractional phase
+    static constexpr int phases = 4;      // oversampling factor
+    static constexpr int delay = half;    // samples after m before interval [m, m+1) can be estimated
 
     TruePeakInterpolator();
 
@@ -50,10 +50,12 @@ public:
     float interpolate(const float* w, int p) const noexcept;
     /// max over phases of sum |c|: |interpolated| <= bound * max |x| for any x.
     float abs_sum_bound() const noexcept { return _bound; }
-    const std::array<float, taps>& coeffs(int p) const noexcept { return _c[static_cast<std::size_t>(p - 1)]; }
+    const std::array<float, taps>& coeffs(int p) const noexcept {
+        return _c[static_cast<std::size_t>(p - 1)];
+    }
 
 private:
-    std::array<std::array<float, taps>, 3> _c{};  // phases 1..3
+    std::array<std::array<float, taps>, 3> _c{}; // phases 1..3
     float _bound = 1.0f;
 };
 
@@ -71,7 +73,7 @@ private:
     void push(float x) noexcept;
     TruePeakInterpolator _ip;
     static constexpr uint32_t ring_len = 32;
-    std::array<float, 2 * ring_len> _ring{};  // mirrored history
+    std::array<float, 2 * ring_len> _ring{}; // mirrored history
     uint32_t _pos = 0;
     uint64_t _count = 0;
     float _peak = 0.0f;

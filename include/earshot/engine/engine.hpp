@@ -40,21 +40,21 @@ inline constexpr int max_input_slots = 512;
 inline constexpr int max_output_slots = 256;
 
 enum class StartMode {
-    fade_in,     // outputs start silent and ramp up (live: start-up, reconnect) — the default
-    immediate,   // gains start at their targets (offline render of a file that starts mid-show)
+    fade_in,   // outputs start silent and ramp up (live: start-up, reconnect) — the default
+    immediate, // gains start at their targets (offline render of a file that starts mid-show)
 };
 
 /// Counters, readable from any thread.
 struct EngineCounters {
-    std::atomic<uint64_t> cycles{0};            // process() calls
-    std::atomic<uint64_t> samples{0};           // engine sample clock
-    std::atomic<uint64_t> commands_dropped{0};  // control -> RT queue full (control side)
-    std::atomic<uint64_t> stale_commands{0};    // commands for a graph that was already replaced
-    std::atomic<uint64_t> dose_dropped{0};      // RT -> control dose queue full
-    std::atomic<uint64_t> meters_dropped{0};    // RT -> control meter queue full
-    std::atomic<uint64_t> bad_input_blocks{0};  // input blocks that carried NaN/Inf (silenced)
-    std::atomic<uint64_t> clamped_samples{0};   // samples cut by the final safety clamp
-    std::atomic<uint32_t> live_generation{0};   // graph generation running on the RT side
+    std::atomic<uint64_t> cycles{0};           // process() calls
+    std::atomic<uint64_t> samples{0};          // engine sample clock
+    std::atomic<uint64_t> commands_dropped{0}; // control -> RT queue full (control side)
+    std::atomic<uint64_t> stale_commands{0};   // commands for a graph that was already replaced
+    std::atomic<uint64_t> dose_dropped{0};     // RT -> control dose queue full
+    std::atomic<uint64_t> meters_dropped{0};   // RT -> control meter queue full
+    std::atomic<uint64_t> bad_input_blocks{0}; // input blocks that carried NaN/Inf (silenced)
+    std::atomic<uint64_t> clamped_samples{0};  // samples cut by the final safety clamp
+    std::atomic<uint32_t> live_generation{0};  // graph generation running on the RT side
 };
 
 class Engine {
@@ -73,7 +73,8 @@ public:
     bool apply_config(const config::Config& cfg, StartMode mode = StartMode::fade_in);
 
     /// [control] Moves a send (dB, -inf = off; pan -1..1; mute). False: unknown ids or queue full.
-    bool set_send(const std::string& musician, const std::string& input, double gain_db, double pan, bool mute);
+    bool set_send(const std::string& musician, const std::string& input, double gain_db, double pan,
+                  bool mute);
     /// [control] Moves a musician's master (dB, -inf = off).
     bool set_master(const std::string& musician, double gain_db);
 
@@ -121,11 +122,11 @@ private:
     uint32_t _dose_len;
     uint32_t _meter_len;
     std::unique_ptr<Queues> _q;
-    std::unique_ptr<Rt> _rt;          // data only accessed from the RT thread
-    std::unique_ptr<Control> _ctl;    // data only accessed from the control thread
+    std::unique_ptr<Rt> _rt;       // data only accessed from the RT thread
+    std::unique_ptr<Control> _ctl; // data only accessed from the control thread
     int _next_in_slot = 0, _next_out_slot = 0;
     std::atomic<int> _latency{0};
-    std::atomic<uint64_t> _swap_clock{0};  // RT: engine clock at the last swap
+    std::atomic<uint64_t> _swap_clock{0}; // RT: engine clock at the last swap
     EngineCounters _counters;
 };
 

@@ -17,19 +17,19 @@ class MixGraph;
 /// Per-ear figures of one dose interval. Digital values: mean squares re amplitude 1.0 and
 /// peak amplitudes; add the musician's calibration offset to get dB SPL.
 struct EarInterval {
-    double sum_sq_a = 0;     // sum of A-weighted squares over the interval
-    double laf_max_ms = 0;   // max F-weighted A mean square
-    double las_max_ms = 0;   // max S-weighted A mean square
-    double c_peak = 0;       // max |C-weighted sample|
-    float sample_peak = 0;   // max |output sample|
+    double sum_sq_a = 0;   // sum of A-weighted squares over the interval
+    double laf_max_ms = 0; // max F-weighted A mean square
+    double las_max_ms = 0; // max S-weighted A mean square
+    double c_peak = 0;     // max |C-weighted sample|
+    float sample_peak = 0; // max |output sample|
 };
 
 struct DoseFrame {
-    uint32_t musician_key = 0;   // stable per musician id (Engine::musician_id(key))
-    uint32_t generation = 0;     // graph generation that produced the frame
-    uint64_t start_sample = 0;   // engine sample clock at the start of the interval
-    uint32_t samples = 0;        // interval length (fs samples, shorter at a flush)
-    uint8_t channels = 0;        // 1 (mono: ears[0] is what both ears hear) or 2
+    uint32_t musician_key = 0; // stable per musician id (Engine::musician_id(key))
+    uint32_t generation = 0;   // graph generation that produced the frame
+    uint64_t start_sample = 0; // engine sample clock at the start of the interval
+    uint32_t samples = 0;      // interval length (fs samples, shorter at a flush)
+    uint8_t channels = 0;      // 1 (mono: ears[0] is what both ears hear) or 2
     EarInterval ears[2];
     float limiter_min_gain = 1;          // lowest limiter gain in the interval (linear)
     uint32_t limiter_active_samples = 0; // samples with limiter gain < 1
@@ -38,28 +38,28 @@ struct DoseFrame {
 
 struct MeterFrame {
     uint32_t musician_key = 0;
-    uint64_t sample = 0;         // engine sample clock at the end of the 100 ms window
-    float peak[2] = {0, 0};      // max |output sample| per ear in the window
-    float limiter_gain = 1;      // lowest limiter gain in the window (linear)
-    float master_gain = 0;       // master ramp gain at the end of the window (linear)
+    uint64_t sample = 0;    // engine sample clock at the end of the 100 ms window
+    float peak[2] = {0, 0}; // max |output sample| per ear in the window
+    float limiter_gain = 1; // lowest limiter gain in the window (linear)
+    float master_gain = 0;  // master ramp gain at the end of the window (linear)
 };
 
 struct SetSend {
-    uint32_t generation;  // graph the indices refer to
+    uint32_t generation; // graph the indices refer to
     uint16_t strip;
     uint16_t send;
-    float gain_l;         // linear, pan law and mute applied
+    float gain_l; // linear, pan law and mute applied
     float gain_r;
 };
 
 struct SetMaster {
     uint32_t generation;
     uint16_t strip;
-    float gain;           // linear
+    float gain; // linear
 };
 
 struct SwapGraph {
-    MixGraph* graph;      // ownership passes to the RT side until it comes back on the retire queue
+    MixGraph* graph; // ownership passes to the RT side until it comes back on the retire queue
 };
 
 struct EngineCommand {

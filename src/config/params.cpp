@@ -1,0 +1,40 @@
+#include "params.hpp"
+
+#include <cmath>
+
+namespace earshot::config {
+
+const std::vector<ParamSpec>& param_table() {
+    static const double none = std::nan("");
+    static const std::vector<ParamSpec> t = {
+        {"version", "", 1, 1, none, true, false, "schema version; must be 1"},
+        {"mixer.ramp_ms", "ms", 1, 500, 20, false, false, "length of every fader, pan, mute and scene ramp"},
+        {"mixer.startup_ramp_ms", "ms", 10, 10000, 2000, false, false,
+         "fade-in from silence at start-up, reconnect and for a new musician"},
+        {"musicians[].calibration.sine_dbfs", "dBFS", -60, 0, -20, false, false,
+         "peak level of the 1 kHz calibration sine"},
+        {"musicians[].calibration.db_spl", "dB SPL", 40, 140, 94, false, false,
+         "RMS sound pressure level the calibration sine measures at the ear"},
+        {"musicians[].protection.peak_ceiling_db_spl", "dB SPL", 80, 140, none, true, false,
+         "absolute peak SPL ceiling at the ear (true-peak limiter + clamp)"},
+        {"musicians[].protection.max_laeq_1s_dba", "dBA", 80, 110, none, false, false,
+         "short-term loudness cap, A-weighted 1 s level (optional; enforced with the protection issue)"},
+        {"musicians[].protection.lookahead_ms", "ms", 0.5, 1.5, 1.0, false, false,
+         "limiter look-ahead = added latency (changes apply at restart)"},
+        {"musicians[].protection.release_ms", "ms", 10, 2000, 80, false, false,
+         "limiter release time constant"},
+        {"musicians[].mix.master_db", "dB", -90, 12, 0, false, true, "musician's master gain; off = silence"},
+        {"musicians[].mix.sends.<input>.gain_db", "dB", -90, 12, 0, false, true, "send gain; off = silence"},
+        {"musicians[].mix.sends.<input>.pan", "", -1, 1, 0, false, false,
+         "constant-power pan, -1 hard left .. 1 hard right (stereo outputs only)"},
+    };
+    return t;
+}
+
+const ParamSpec* find_param(std::string_view key) {
+    for (const ParamSpec& p : param_table())
+        if (p.key == key) return &p;
+    return nullptr;
+}
+
+} // namespace earshot::config

@@ -1,0 +1,462 @@
+// The only translation unit that includes yaml-cpp.
+#include "earshot/config/loader.hpp"
+#include "params.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <regex>
+#include <sstream>
+
+namespace earshot::config {
+
+namespace {
+
+constexpr double neg_inf = -std::numeric_limits<double>::infinity();
+
+// Damerau-Levenshtein (optimal string alignment) distance, for "did you mean".
+std::size_t distance(const std::string& a, const std::string& b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i)
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[a.size()][b.size()];
+}
+
+std::string suggest(const std::string& word, const std::vector<std::string>& options) {
+    std::string best;
+    std::size_t bd = 3;
+    for (const std::string& o : options) {
+        const std::size_t d = distance(word, o);
+        if (d < bd || (d == bd && best.empty() && d <= 2)) {
+            bd = d;
+            best = o;
+        }
+    }
+    return bd <= 2 ? best : std::string();
+}
+
+std::string fmt_num(double v) {
+    if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
+    std::ostringstream o;
+    o << v;
+    return o.str();
+}
+
+struct Ctx {
+    std::string file;
+    std::vector<ConfigError> errors;
+
+    void error(const YAML::Mark& m, const std::string& path, const std::string& msg) {
+        ConfigError e;
+        e.file = file;
+        e.line = m.line >= 0 ? m.line + 1 : 0;
+        e.col = m.column >= 0 ? m.column + 1 : 0;
+        e.key_path = path;
+        e.message = msg;
+        errors.push_back(std::move(e));
+    }
+    void error(const YAML::Node& n, const std::string& path, const std::string& msg) {
+        error(n.Mark(), path, msg);
+    }
+
+    // Unknown keys in a mapping, with a suggestion among the allowed ones.
+    void check_keys(const YAML::Node& map, const std::string& path, const std::vector<std::string>& allowed) {
+        for (auto it = map.begin(); it != map.end(); ++it) {
+            const std::string k = it->first.Scalar();
+            if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
+            std::string msg = "unknown key '" + k + "'";
+            const std::string s = suggest(k, allowed);
+            if (!s.empty())
+                msg += " (did you mean '" + s + "'?)";
+            else {
+                msg += " (allowed: ";
+                for (std::size_t i = 0; i < allowed.size(); ++i) msg += (i ? ", " : "") + allowed[i];
+                msg += ")";
+            }
+            error(it->first, path.empty() ? k : path + "." + k, msg);
+        }
+    }
+
+    bool is_map(const YAML::Node& n, const std::string& path) {
+        if (n.IsMap()) return true;
+        error(n, path, "expected a mapping (key: value pairs)" + got(n));
+        return false;
+    }
+    bool is_seq(const YAML::Node& n, const std::string& path) {
+        if (n.IsSequence()) return true;
+        error(n, path, "expected a list" + got(n));
+        return false;
+    }
+    static std::string got(const YAML::Node& n) {
+        if (n.IsScalar()) return ", got '" + n.Scalar() + "'";
+        if (n.IsSequence()) return ", got a list";
+        if (n.IsMap()) return ", got a mapping";
+        return ", got nothing";
+    }
+
+    // A number from the parameter table: type, range, "off".
+    void number(const YAML::Node& parent, const std::string& key, const std::string& path,
+                std::string_view spec_key, double& out) {
+        const ParamSpec* spec = find_param(spec_key);
+        const YAML::Node n = parent[key];
+        if (!n) {
+            if (spec && spec->required) {
+                const std::size_t dot = path.rfind('.');
+                error(parent, dot == std::string::npos ? std::string() : path.substr(0, dot),
+                      "missing required key '" + key + "'");
+            }
+            return;
+        }
+        if (!n.IsScalar()) {
+            error(n, path, "expected a number" + got(n));
+            return;
+        }
+        const std::string s = n.Scalar();
+        if (spec && spec->allows_off && (s == "off" || s == "-inf")) {
+            out = neg_inf;
+            return;
+        }
+        double v = 0;
+        try {
+            std::size_t used = 0;
+            v = std::stod(s, &used);
+            if (used != s.size() || !std::isfinite(v)) throw std::invalid_argument(s);
+        } catch (const std::exception&) {
+            error(n, path,
+                  "expected a number" + std::string(spec && spec->allows_off ? " or 'off'" : "") + ", got '" +
+                      s + "'");
+            return;
+        }
+        if (spec && (v < spec->min || v > spec->max)) {
+            std::string unit = spec->unit.empty() ? "" : " " + std::string(spec->unit);
+            std::string msg =
+                s + " is out of range [" + fmt_num(spec->min) + ", " + fmt_num(spec->max) + "]" + unit;
+            if (spec->min == spec->max) msg = s + " is not supported (must be " + fmt_num(spec->min) + ")";
+            if (spec->allows_off) msg += " (or 'off')";
+            error(n, path, msg);
+            return;
+        }
+        out = v;
+    }
+
+    bool boolean(const YAML::Node& parent, const std::string& key, const std::string& path, bool& out) {
+        const YAML::Node n = parent[key];
+        if (!n) return false;
+        if (n.IsScalar()) {
+            const std::string s = n.Scalar();
+            if (s == "true" || s == "yes" || s == "on") {
+                out = true;
+                return true;
+            }
+            if (s == "false" || s == "no" || s == "off") {
+                out = false;
+                return true;
+            }
+        }
+        error(n, path, "expected true or false" + got(n));
+        return false;
+    }
+
+    bool string(const YAML::Node& parent, const std::string& key, const std::string& path, std::string& out) {
+        const YAML::Node n = parent[key];
+        if (!n) return false;
+        if (!n.IsScalar()) {
+            error(n, path, "expected a string" + got(n));
+            return false;
+        }
+        out = n.Scalar();
+        return true;
+    }
+
+    bool id(const YAML::Node& parent, const std::string& path, std::string& out) {
+        const YAML::Node n = parent["id"];
+        if (!n) {
+            error(parent, path, "missing required key 'id'");
+            return false;
+        }
+        if (!n.IsScalar() || n.Scalar().empty() || n.Scalar().size() > 32 ||
+            !std::all_of(n.Scalar().begin(), n.Scalar().end(), [](char c) {
+                return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+            })) {
+            error(n, path + ".id",
+                  "'" + (n.IsScalar() ? n.Scalar() : std::string("?")) +
+                      "' is not a valid id ([a-z0-9_-], 1 to 32 characters)");
+            return false;
+        }
+        out = n.Scalar();
+        return true;
+    }
+
+    void connect(const YAML::Node& parent, const std::string& path, std::vector<ConnectRule>& out,
+                 std::size_t max_entries) {
+        const YAML::Node n = parent["connect"];
+        if (!n) return;
+        const std::string p = path + ".connect";
+        if (n.IsScalar()) {
+            error(n, p, "expected a list of port names, e.g. [\"system:capture_1\"]" + got(n));
+            return;
+        }
+        if (!is_seq(n, p)) return;
+        if (n.size() > max_entries) {
+            error(n, p,
+                  std::to_string(n.size()) + " entries, but this output has " + std::to_string(max_entries) +
+                      " channel(s): one destination per channel, in order (L, R)");
+            return;
+        }
+        for (std::size_t i = 0; i < n.size(); ++i) {
+            const YAML::Node e = n[i];
+            const std::string ep = p + "[" + std::to_string(i) + "]";
+            if (!e.IsScalar() || e.Scalar().empty()) {
+                error(e, ep, "expected a port name or /regex/" + got(e));
+                continue;
+            }
+            ConnectRule r;
+            const std::string s = e.Scalar();
+            if (s.size() >= 2 && s.front() == '/' && s.back() == '/') {
+                r.is_regex = true;
+                r.pattern = s.substr(1, s.size() - 2);
+                try {
+                    std::regex re(r.pattern, std::regex::ECMAScript);
+                } catch (const std::regex_error& ex) {
+                    error(e, ep, "invalid regular expression /" + r.pattern + "/: " + ex.what());
+                    continue;
+                }
+            } else {
+                r.pattern = s;
+            }
+            out.push_back(r);
+        }
+    }
+};
+
+void load_inputs(Ctx& cx, const YAML::Node& root, Config& c) {
+    const YAML::Node n = root["inputs"];
+    if (!n) {
+        cx.error(root, "", "missing required key 'inputs'");
+        return;
+    }
+    if (!cx.is_seq(n, "inputs")) return;
+    if (n.size() == 0 || n.size() > 256)
+        cx.error(n, "inputs", std::to_string(n.size()) + " inputs: between 1 and 256 allowed");
+    for (std::size_t i = 0; i < n.size(); ++i) {
+        const YAML::Node e = n[i];
+        const std::string p = "inputs[" + std::to_string(i) + "]";
+        if (!cx.is_map(e, p)) continue;
+        cx.check_keys(e, p, {"id", "connect"});
+        Input in;
+        in.mark = Mark{cx.file, e.Mark().line + 1, e.Mark().column + 1};
+        if (!cx.id(e, p, in.id)) continue;
+        cx.connect(e, p, in.connect, 1000);
+        for (const Input& o : c.inputs)
+            if (o.id == in.id) {
+                cx.error(e["id"], p + ".id",
+                         "duplicate input id '" + in.id + "' (first defined at line " +
+                             std::to_string(o.mark.line) + ")");
+                in.id.clear();
+            }
+        if (!in.id.empty()) c.inputs.push_back(in);
+    }
+}
+
+void load_musician(Ctx& cx, const YAML::Node& e, const std::string& p, Config& c,
+                   const std::vector<std::string>& input_ids) {
+    cx.check_keys(e, p, {"id", "name", "output", "connect", "calibration", "protection", "mix"});
+    Musician m;
+    m.mark = Mark{cx.file, e.Mark().line + 1, e.Mark().column + 1};
+    const bool id_ok = cx.id(e, p, m.id);
+    m.name = m.id;
+    cx.string(e, "name", p + ".name", m.name);
+    if (const YAML::Node o = e["output"]) {
+        if (o.IsScalar() && o.Scalar() == "mono")
+            m.output = OutputKind::mono;
+        else if (o.IsScalar() && o.Scalar() == "stereo")
+            m.output = OutputKind::stereo;
+        else
+            cx.error(o, p + ".output", "expected 'mono' or 'stereo'" + Ctx::got(o));
+    }
+    cx.connect(e, p, m.connect, static_cast<std::size_t>(m.channels()));
+
+    if (const YAML::Node cal = e["calibration"]; cal && cx.is_map(cal, p + ".calibration")) {
+        const std::string cp = p + ".calibration";
+        cx.check_keys(cal, cp, {"sine_dbfs", "db_spl", "reference"});
+        cx.number(cal, "sine_dbfs", cp + ".sine_dbfs", "musicians[].calibration.sine_dbfs",
+                  m.calibration.sine_dbfs);
+        cx.number(cal, "db_spl", cp + ".db_spl", "musicians[].calibration.db_spl", m.calibration.db_spl);
+        if (const YAML::Node r = cal["reference"]) {
+            if (r.IsScalar() && r.Scalar() == "field")
+                m.calibration.reference = Reference::field;
+            else if (r.IsScalar() && r.Scalar() == "eardrum")
+                m.calibration.reference = Reference::eardrum;
+            else
+                cx.error(r, cp + ".reference", "expected 'field' or 'eardrum'" + Ctx::got(r));
+        }
+    }
+    const YAML::Node prot = e["protection"];
+    if (!prot) {
+        cx.error(e, p,
+                 "missing required key 'protection' (every musician needs protection.peak_ceiling_db_spl)");
+    } else if (cx.is_map(prot, p + ".protection")) {
+        const std::string pp = p + ".protection";
+        cx.check_keys(prot, pp, {"peak_ceiling_db_spl", "max_laeq_1s_dba", "lookahead_ms", "release_ms"});
+        double ceil = std::nan("");
+        cx.number(prot, "peak_ceiling_db_spl", pp + ".peak_ceiling_db_spl",
+                  "musicians[].protection.peak_ceiling_db_spl", ceil);
+        if (!std::isnan(ceil)) m.protection.peak_ceiling_db_spl = ceil;
+        double cap = std::nan("");
+        cx.number(prot, "max_laeq_1s_dba", pp + ".max_laeq_1s_dba", "musicians[].protection.max_laeq_1s_dba",
+                  cap);
+        if (!std::isnan(cap)) m.protection.max_laeq_1s_dba = cap;
+        cx.number(prot, "lookahead_ms", pp + ".lookahead_ms", "musicians[].protection.lookahead_ms",
+                  m.protection.lookahead_ms);
+        cx.number(prot, "release_ms", pp + ".release_ms", "musicians[].protection.release_ms",
+                  m.protection.release_ms);
+    }
+    if (const YAML::Node mix = e["mix"]; mix && cx.is_map(mix, p + ".mix")) {
+        const std::string mp = p + ".mix";
+        cx.check_keys(mix, mp, {"master_db", "sends"});
+        cx.number(mix, "master_db", mp + ".master_db", "musicians[].mix.master_db", m.mix.master_db);
+        if (const YAML::Node sends = mix["sends"]; sends && cx.is_map(sends, mp + ".sends")) {
+            for (auto it = sends.begin(); it != sends.end(); ++it) {
+                const std::string in = it->first.Scalar();
+                const std::string sp = mp + ".sends." + in;
+                if (std::find(input_ids.begin(), input_ids.end(), in) == input_ids.end()) {
+                    std::string msg = "unknown input '" + in + "'";
+                    const std::string s = suggest(in, input_ids);
+                    if (!s.empty()) msg += " (did you mean '" + s + "'?)";
+                    cx.error(it->first, sp, msg);
+                    continue;
+                }
+                Send sd;
+                sd.input = in;
+                sd.mark = Mark{cx.file, it->first.Mark().line + 1, it->first.Mark().column + 1};
+                const YAML::Node v = it->second;
+                if (v.IsNull()) {
+                    m.mix.sends.push_back(sd);
+                    continue;
+                }
+                if (!cx.is_map(v, sp)) continue;
+                cx.check_keys(v, sp, {"gain_db", "pan", "mute"});
+                cx.number(v, "gain_db", sp + ".gain_db", "musicians[].mix.sends.<input>.gain_db", sd.gain_db);
+                cx.number(v, "pan", sp + ".pan", "musicians[].mix.sends.<input>.pan", sd.pan);
+                cx.boolean(v, "mute", sp + ".mute", sd.mute);
+                if (m.output == OutputKind::mono && sd.pan != 0.0)
+                    cx.error(v["pan"], sp + ".pan",
+                             "pan has no effect on a mono output (remove it or make the output stereo)");
+                m.mix.sends.push_back(sd);
+            }
+        }
+    }
+    if (!id_ok) return;
+    for (const Musician& o : c.musicians)
+        if (o.id == m.id) {
+            cx.error(e["id"], p + ".id",
+                     "duplicate musician id '" + m.id + "' (first defined at line " +
+                         std::to_string(o.mark.line) + ")");
+            return;
+        }
+    c.musicians.push_back(std::move(m));
+}
+
+Config load_node(const YAML::Node& root, Ctx& cx) {
+    Config c;
+    c.source = cx.file;
+    if (!root || root.IsNull()) {
+        cx.error(YAML::Mark(), "", "the file is empty (expected version, inputs and musicians)");
+        return c;
+    }
+    if (!cx.is_map(root, "")) return c;
+    cx.check_keys(root, "", {"version", "jack", "mixer", "inputs", "musicians"});
+    double version = std::nan("");
+    cx.number(root, "version", "version", "version", version);
+    if (!std::isnan(version)) c.version = static_cast<int>(version);
+    if (const YAML::Node j = root["jack"]; j && cx.is_map(j, "jack")) {
+        cx.check_keys(j, "jack", {"client_name"});
+        std::string name;
+        if (cx.string(j, "client_name", "jack.client_name", name)) {
+            const bool ok =
+                !name.empty() && name.size() <= 32 && std::all_of(name.begin(), name.end(), [](char ch) {
+                    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+                });
+            if (ok)
+                c.jack.client_name = name;
+            else
+                cx.error(j["client_name"], "jack.client_name",
+                         "'" + name + "' is not a valid client name ([A-Za-z0-9_-], 1 to 32 characters)");
+        }
+    }
+    if (const YAML::Node mx = root["mixer"]; mx && cx.is_map(mx, "mixer")) {
+        cx.check_keys(mx, "mixer", {"ramp_ms", "startup_ramp_ms"});
+        cx.number(mx, "ramp_ms", "mixer.ramp_ms", "mixer.ramp_ms", c.mixer.ramp_ms);
+        cx.number(mx, "startup_ramp_ms", "mixer.startup_ramp_ms", "mixer.startup_ramp_ms",
+                  c.mixer.startup_ramp_ms);
+    }
+    load_inputs(cx, root, c);
+    std::vector<std::string> ids;
+    for (const Input& in : c.inputs) ids.push_back(in.id);
+    if (const YAML::Node ms = root["musicians"]) {
+        if (cx.is_seq(ms, "musicians")) {
+            if (ms.size() > 64)
+                cx.error(ms, "musicians", std::to_string(ms.size()) + " musicians: at most 64 allowed");
+            for (std::size_t i = 0; i < ms.size(); ++i) {
+                const std::string p = "musicians[" + std::to_string(i) + "]";
+                if (cx.is_map(ms[i], p)) load_musician(cx, ms[i], p, c, ids);
+            }
+        }
+    }
+    return c;
+}
+
+Config finish(Ctx& cx, Config c) {
+    if (cx.errors.empty()) return c;
+    std::stable_sort(cx.errors.begin(), cx.errors.end(), [](const ConfigError& a, const ConfigError& b) {
+        return a.line != b.line ? a.line < b.line : a.col < b.col;
+    });
+    throw ConfigErrors(std::move(cx.errors));
+}
+
+} // namespace
+
+Config load_string(std::string_view yaml, const std::string& name) {
+    Ctx cx;
+    cx.file = name;
+    YAML::Node root;
+    try {
+        root = YAML::Load(std::string(yaml));
+    } catch (const YAML::Exception& e) {
+        cx.error(e.mark, "", "YAML syntax error: " + e.msg);
+        return finish(cx, Config{});
+    }
+    Config c;
+    try {
+        c = load_node(root, cx);
+    } catch (const YAML::Exception& e) {
+        cx.error(e.mark, "", "YAML error: " + e.msg);
+    }
+    return finish(cx, std::move(c));
+}
+
+Config load_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) {
+        ConfigError e;
+        e.file = path;
+        e.message = "cannot read the file (missing or not readable)";
+        throw ConfigErrors({e});
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return load_string(ss.str(), path);
+}
+
+} // namespace earshot::config
