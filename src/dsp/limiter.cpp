@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace earshot::dsp {
@@ -81,43 +82,63 @@ void TruePeakLimiter::copy_state_from(const TruePeakLimiter& o) noexcept {
 
 void TruePeakLimiter::process(float* const* io, uint32_t n) noexcept {
     const bool idle = _dq_size == 0 && _r == 1.0 && _box_non_unity == 0;
-    if (idle) {
-        // Fast path: prove that no interval touched by this block can reach T.
-        const float bound = _ip.abs_sum_bound();
-        float mx = 0.0f;
+    if (idle && _quiet_run >= static_cast<uint64_t>(TruePeakInterpolator::taps - 1)) {
+        // Fast path: prove that no interval touched by this block can reach T. The probe sums
+        // x * 0, which is NaN exactly when some sample is NaN or +-Inf (those need the slow path).
+        float mx = 0.0f, probe = 0.0f;
         for (int c = 0; c < _channels; ++c) {
             const float* x = io[c];
-            for (uint32_t i = 0; i < n; ++i) mx = std::max(mx, std::fabs(condition(x[i])));
-        }
-        if (mx * bound <= _target && _quiet_run >= static_cast<uint64_t>(TruePeakInterpolator::taps - 1)) {
-            const uint32_t mask = _ring_len - 1;
-            const uint32_t lat = static_cast<uint32_t>(_latency);
-            const float cl = _ceil;
-            uint32_t clamped = 0;
-            for (int c = 0; c < _channels; ++c) {
-                float* ring = _ring[c].data();
-                float* x = io[c];
-                uint32_t pos = _pos;
-                for (uint32_t i = 0; i < n; ++i) {
-                    const float v = condition(x[i]);
-                    ring[pos] = v;
-                    ring[pos + _ring_len] = v;
-                    const float y = ring[pos + _ring_len - lat];
-                    const float yc = std::clamp(y, -cl, cl);
-                    clamped += yc != y;
-                    x[i] = yc;
-                    pos = (pos + 1) & mask;
-                }
+            for (uint32_t i = 0; i < n; ++i) {
+                const float a = std::fabs(x[i]);
+                mx = a > mx ? a : mx;
+                probe += x[i] * 0.0f;
             }
-            _pos = (_pos + n) & mask;
-            _n += n;
-            _quiet_run += n;
-            _g = 1.0f;
-            _stats.clamped_samples += clamped;
+        }
+        if (probe == probe && mx * _ip.abs_sum_bound() <= _target) {
+            fast_delay(io, n);
             return;
         }
     }
     process_slow(io, n);
+}
+
+void TruePeakLimiter::fast_delay(float* const* io, uint32_t n) noexcept {
+    const uint32_t len = _ring_len, lat = static_cast<uint32_t>(_latency);
+    const float cl = _ceil;
+    constexpr float tiny = std::numeric_limits<float>::min();
+    uint32_t pos = _pos;
+    for (int c = 0; c < _channels; ++c) {
+        float* ring = _ring[c].data();
+        float* x = io[c];
+        for (uint32_t i = 0; i < n; ++i) x[i] = std::fabs(x[i]) < tiny ? 0.0f : x[i]; // denormals
+        // Through the mirrored ring in segments that do not wrap: store the input in both halves,
+        // then read the delayed samples (contiguous thanks to the mirror) back into the buffer.
+        uint32_t p = _pos;
+        for (uint32_t i = 0; i < n;) {
+            // At most len - lat at a time: a longer write would overwrite samples still to be read.
+            const uint32_t seg = std::min({n - i, len - p, len - lat});
+            std::memcpy(ring + p, x + i, seg * sizeof(float));
+            std::memcpy(ring + p + len, x + i, seg * sizeof(float));
+            std::memcpy(x + i, ring + p + len - lat, seg * sizeof(float));
+            i += seg;
+            p = (p + seg) & (len - 1);
+        }
+        pos = p;
+        // The clamp can only act if the ceiling was lowered while samples were in the delay line.
+        float omax = 0.0f;
+        for (uint32_t i = 0; i < n; ++i) omax = std::max(omax, std::fabs(x[i]));
+        if (omax > cl) {
+            for (uint32_t i = 0; i < n; ++i) {
+                const float y = std::clamp(x[i], -cl, cl);
+                _stats.clamped_samples += y != x[i];
+                x[i] = y;
+            }
+        }
+    }
+    _pos = pos;
+    _n += n;
+    _quiet_run += n;
+    _g = 1.0f;
 }
 
 void TruePeakLimiter::process_slow(float* const* io, uint32_t n) noexcept {

@@ -50,6 +50,9 @@ TruePeakInterpolator::TruePeakInterpolator() {
         if (b > bound) bound = b;
     }
     _bound = bound;
+    for (int j = 0; j < taps; ++j)
+        _c4[j] = v4f{_c[0][static_cast<std::size_t>(j)], _c[1][static_cast<std::size_t>(j)],
+                     _c[2][static_cast<std::size_t>(j)], 0.0f};
 }
 
 float TruePeakInterpolator::interpolate(const float* w, int p) const noexcept {

@@ -1,5 +1,6 @@
 #include "earshot/engine/engine.hpp"
 
+#include "earshot/dsp/mix.hpp"
 #include "earshot/dsp/units.hpp"
 #include "mix_graph.hpp"
 
@@ -185,6 +186,11 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
         }
         s.gains.assign(_max_block, 0.0f);
     };
+    auto size_groups = [](Strip& s) {
+        s.grp_x.assign(s.sends.size(), nullptr);
+        s.grp_l.assign(s.sends.size(), 0.0f);
+        s.grp_r.assign(s.sends.size(), 0.0f);
+    };
 
     std::vector<bool> old_used(old ? old->strips.size() : 0, false);
     try {
@@ -262,6 +268,7 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
                     g->has_retiring = true;
                 }
             }
+            size_groups(s);
             g->strips.push_back(std::move(s));
         }
         if (old) {
@@ -295,6 +302,7 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
                     st.gr.set_ramp_samples(ramp);
                     s.sends.push_back(std::move(st));
                 }
+                size_groups(s);
                 g->strips.push_back(std::move(s));
                 g->has_retiring = true;
             }
@@ -516,11 +524,22 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
         float* b1 = s.buf[1].data();
         std::memset(b0, 0, sizeof(float) * n);
         if (s.channels == 2) std::memset(b1, 0, sizeof(float) * n);
+        // Ramping sends one by one; steady ones gathered and summed four at a time.
+        int k = 0;
         for (SendState& st : s.sends) {
             const float* x = rt.in_ptr[static_cast<std::size_t>(st.in_slot)];
-            if (!st.gl.silent()) st.gl.mix_into(b0, x, n);
-            if (s.channels == 2 && !st.gr.silent()) st.gr.mix_into(b1, x, n);
+            if (st.gl.ramping() || st.gr.ramping()) {
+                if (!st.gl.silent()) st.gl.mix_into(b0, x, n);
+                if (s.channels == 2 && !st.gr.silent()) st.gr.mix_into(b1, x, n);
+            } else if (st.gl.current() != 0.0f || st.gr.current() != 0.0f) {
+                s.grp_x[static_cast<std::size_t>(k)] = x;
+                s.grp_l[static_cast<std::size_t>(k)] = st.gl.current();
+                s.grp_r[static_cast<std::size_t>(k)] = st.gr.current();
+                ++k;
+            }
         }
+        dsp::mix_sum(b0, s.grp_x.data(), s.grp_l.data(), k, n);
+        if (s.channels == 2) dsp::mix_sum(b1, s.grp_x.data(), s.grp_r.data(), k, n);
         if (s.master.ramping()) {
             float* gn = s.gains.data();
             s.master.fill(gn, n);
@@ -559,9 +578,13 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
     uint32_t pos = 0;
     while (pos < n) {
         const uint32_t seg = std::min({n - pos, _dose_len - rt.dose_pos, _meter_len - rt.meter_pos});
-        for (Strip& s : g->strips)
-            for (int c = 0; c < s.channels; ++c)
-                s.meter[c].process(s.buf[static_cast<std::size_t>(c)].data() + pos, seg);
+        for (Strip& s : g->strips) {
+            if (s.channels == 2)
+                dsp::LevelMeter::process_pair(s.meter[0], s.meter[1], s.buf[0].data() + pos,
+                                              s.buf[1].data() + pos, seg);
+            else
+                s.meter[0].process(s.buf[0].data() + pos, seg);
+        }
         pos += seg;
         rt.dose_pos += seg;
         rt.meter_pos += seg;

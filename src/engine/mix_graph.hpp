@@ -42,8 +42,10 @@ struct Strip {
     dsp::GainRamp master;
     dsp::TruePeakLimiter lim;
     dsp::LevelMeter meter[2];
-    std::vector<float> buf[2]; // max_block samples each
-    std::vector<float> gains;  // max_block master gains
+    std::vector<float> buf[2];       // max_block samples each
+    std::vector<float> gains;        // max_block master gains
+    std::vector<const float*> grp_x; // steady sends of this cycle (sized to sends at build)
+    std::vector<float> grp_l, grp_r; // their gains
     float dose_peak[2] = {0, 0};
     float dose_lim_min = 1;
     uint32_t dose_lim_active = 0;

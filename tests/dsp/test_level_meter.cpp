@@ -125,3 +125,23 @@ TEST_CASE("meter: NaN, Inf, huge and denormal input keep the state finite", "[ds
     m.process(silence.data(), 48000);
     CHECK(std::isfinite(m.laf_ms()));
 }
+
+TEST_CASE("meter: process_pair equals two separate meters", "[dsp][meter]") {
+    LevelMeter a, b, pa, pb;
+    for (auto* m : {&a, &b, &pa, &pb}) m->prepare(44100);
+    auto x = tone(44100, 3000, 0.4, 1), y = tone(44100, 150, 0.7, 1);
+    y[100] = std::numeric_limits<float>::quiet_NaN();
+    for (uint32_t off = 0; off < 44100; off += 441) {
+        a.process(x.data() + off, 441);
+        b.process(y.data() + off, 441);
+        LevelMeter::process_pair(pa, pb, x.data() + off, y.data() + off, 441);
+    }
+    const auto ia = a.take(), ib = b.take(), ja = pa.take(), jb = pb.take();
+    CHECK(ja.sum_sq_a == Approx(ia.sum_sq_a).epsilon(1e-12));
+    CHECK(jb.sum_sq_a == Approx(ib.sum_sq_a).epsilon(1e-12));
+    CHECK(ja.laf_max_ms == Approx(ia.laf_max_ms).epsilon(1e-12));
+    CHECK(jb.las_max_ms == Approx(ib.las_max_ms).epsilon(1e-12));
+    CHECK(ja.c_peak == Approx(ia.c_peak).epsilon(1e-12));
+    CHECK(jb.c_peak == Approx(ib.c_peak).epsilon(1e-12));
+    CHECK(ja.samples == ia.samples);
+}

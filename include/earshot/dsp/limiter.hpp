@@ -72,6 +72,7 @@ private:
     };
 
     void process_slow(float* const* io, uint32_t n) noexcept;
+    void fast_delay(float* const* io, uint32_t n) noexcept;
 
     TruePeakInterpolator _ip;
     int _channels = 0;

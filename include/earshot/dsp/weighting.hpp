@@ -68,6 +68,7 @@ public:
     double a_gain() const noexcept { return _a_gain; }
 
 private:
+    friend class LevelMeter; // processes two channels' filters in lockstep (process_pair)
     // Transposed direct form II section.
     static double tdf2(const BiquadCoeffs& s, std::array<double, 2>& z, double x) noexcept {
         const double y = s.b0 * x + z[0];
