@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <regex>
@@ -253,11 +254,19 @@ void load_inputs(Ctx& cx, const YAML::Node& root, Config& c) {
         const YAML::Node e = n[i];
         const std::string p = "inputs[" + std::to_string(i) + "]";
         if (!cx.is_map(e, p)) continue;
-        cx.check_keys(e, p, {"id", "connect"});
+        cx.check_keys(e, p, {"id", "connect", "measurement"});
         Input in;
         in.mark = Mark{cx.file, e.Mark().line + 1, e.Mark().column + 1};
         if (!cx.id(e, p, in.id)) continue;
         cx.connect(e, p, in.connect, 1000);
+        if (const YAML::Node m = e["measurement"]; m && cx.is_map(m, p + ".measurement")) {
+            const std::string mp = p + ".measurement";
+            cx.check_keys(m, mp, {"sine_dbfs", "db_spl"});
+            Measurement ms;
+            cx.number(m, "sine_dbfs", mp + ".sine_dbfs", "inputs[].measurement.sine_dbfs", ms.sine_dbfs);
+            cx.number(m, "db_spl", mp + ".db_spl", "inputs[].measurement.db_spl", ms.db_spl);
+            in.measurement = ms;
+        }
         for (const Input& o : c.inputs)
             if (o.id == in.id) {
                 cx.error(e["id"], p + ".id",
@@ -271,7 +280,7 @@ void load_inputs(Ctx& cx, const YAML::Node& root, Config& c) {
 
 void load_musician(Ctx& cx, const YAML::Node& e, const std::string& p, Config& c,
                    const std::vector<std::string>& input_ids) {
-    cx.check_keys(e, p, {"id", "name", "output", "connect", "calibration", "protection", "mix"});
+    cx.check_keys(e, p, {"id", "name", "output", "connect", "calibration", "protection", "mix", "ambient"});
     Musician m;
     m.mark = Mark{cx.file, e.Mark().line + 1, e.Mark().column + 1};
     const bool id_ok = cx.id(e, p, m.id);
@@ -357,6 +366,29 @@ void load_musician(Ctx& cx, const YAML::Node& e, const std::string& p, Config& c
             }
         }
     }
+    if (const YAML::Node amb = e["ambient"]; amb && cx.is_map(amb, p + ".ambient")) {
+        const std::string ap = p + ".ambient";
+        cx.check_keys(amb, ap, {"input", "isolation_db"});
+        Ambient a;
+        if (!amb["input"]) {
+            cx.error(amb, ap, "missing required key 'input' (a measurement input's id)");
+        } else if (cx.string(amb, "input", ap + ".input", a.input)) {
+            const int idx = c.input_index(a.input);
+            if (idx < 0) {
+                std::string msg = "unknown input '" + a.input + "'";
+                const std::string s = suggest(a.input, input_ids);
+                if (!s.empty()) msg += " (did you mean '" + s + "'?)";
+                cx.error(amb["input"], ap + ".input", msg);
+            } else if (!c.inputs[static_cast<std::size_t>(idx)].measurement) {
+                cx.error(amb["input"], ap + ".input",
+                         "input '" + a.input +
+                             "' is not a measurement mic (give it a measurement: {sine_dbfs, db_spl})");
+            }
+        }
+        cx.number(amb, "isolation_db", ap + ".isolation_db", "musicians[].ambient.isolation_db",
+                  a.isolation_db);
+        m.ambient = a;
+    }
     if (!id_ok) return;
     for (const Musician& o : c.musicians)
         if (o.id == m.id) {
@@ -376,7 +408,7 @@ Config load_node(const YAML::Node& root, Ctx& cx) {
         return c;
     }
     if (!cx.is_map(root, "")) return c;
-    cx.check_keys(root, "", {"version", "jack", "mixer", "inputs", "musicians"});
+    cx.check_keys(root, "", {"version", "jack", "mixer", "dosimetry", "inputs", "musicians"});
     double version = std::nan("");
     cx.number(root, "version", "version", "version", version);
     if (!std::isnan(version)) c.version = static_cast<int>(version);
@@ -400,6 +432,26 @@ Config load_node(const YAML::Node& root, Ctx& cx) {
         cx.number(mx, "ramp_ms", "mixer.ramp_ms", "mixer.ramp_ms", c.mixer.ramp_ms);
         cx.number(mx, "startup_ramp_ms", "mixer.startup_ramp_ms", "mixer.startup_ramp_ms",
                   c.mixer.startup_ramp_ms);
+    }
+    if (const YAML::Node ds = root["dosimetry"]; ds && cx.is_map(ds, "dosimetry")) {
+        cx.check_keys(ds, "dosimetry", {"day_starts", "who_mode"});
+        std::string t;
+        if (cx.string(ds, "day_starts", "dosimetry.day_starts", t)) {
+            int h = -1, mi = -1;
+            char extra = 0;
+            if (std::sscanf(t.c_str(), "%d:%d%c", &h, &mi, &extra) == 2 && h >= 0 && h <= 23 && mi >= 0 &&
+                mi <= 59 && t.size() == 5)
+                c.dosimetry.day_starts_min = h * 60 + mi;
+            else
+                cx.error(ds["day_starts"], "dosimetry.day_starts",
+                         "'" + t + "' is not a local time HH:MM (00:00 to 23:59)");
+        }
+        double wm = 1;
+        cx.number(ds, "who_mode", "dosimetry.who_mode", "dosimetry.who_mode", wm);
+        if (wm != 1.0 && wm != 2.0)
+            cx.error(ds["who_mode"], "dosimetry.who_mode", "must be 1 or 2");
+        else
+            c.dosimetry.who_mode = static_cast<int>(wm);
     }
     load_inputs(cx, root, c);
     std::vector<std::string> ids;

@@ -1,36 +1,51 @@
+// LevelMeter: A/C weighting, Leq sum, F/S time weighting and C peak of one ear (docs/dsp-weighting.md).
 #include "earshot/dsp/level_meter.hpp"
 
 #include <cmath>
 
 namespace earshot::dsp {
 
-void LevelMeter::prepare(double fs_hz) {
+namespace {
+constexpr double tau_fast = 0.125; // s, IEC 61672-1 F
+constexpr double tau_slow = 1.0;   // s, IEC 61672-1 S
+
+// A float sample as double, non-finite -> 0 (x - x is 0 exactly for every finite x, NaN otherwise).
+inline double sanitise(float x) noexcept {
+    const double d = static_cast<double>(x);
+    return d - d == 0.0 ? d : 0.0;
+}
+} // namespace
+
+void LevelMeter::prepare(double fs_hz, bool eardrum) {
     _w.prepare(fs_hz);
-    _alpha_f = 1.0 - std::exp(-1.0 / (fs_hz * 0.125));
-    _alpha_s = 1.0 - std::exp(-1.0 / (fs_hz * 1.0));
+    _df.prepare(fs_hz);
+    _eardrum = eardrum;
+    _alpha_f = 1.0 - std::exp(-1.0 / (fs_hz * tau_fast));
+    _alpha_s = 1.0 - std::exp(-1.0 / (fs_hz * tau_slow));
     reset();
 }
 
 void LevelMeter::reset() noexcept {
     _w.reset();
+    _flip = 1e-25;
+    _df.reset();
     _yf = _ys = 0.0;
     _iv = Interval{};
-    _flip = 1e-25;
 }
 
 void LevelMeter::process(const float* x, uint32_t n) noexcept {
     double sum = 0.0, fmax = _iv.laf_max_ms, smax = _iv.las_max_ms, cpk = _iv.c_peak;
-    double yf = _yf, ys = _ys, flip = _flip;
+    double yf = _yf, ys = _ys, dither = _flip;
     const double af = _alpha_f, as = _alpha_s;
+    const bool eardrum = _eardrum;
     for (uint32_t i = 0; i < n; ++i) {
-        const float xf = x[i];
-        // Non-finite input counts as silence. A +-1e-25 dither keeps the recursions out of
-        // denormals (its power, 1e-50, is 400 dB below anything audible).
-        double v = std::isfinite(xf) ? static_cast<double>(xf) : 0.0;
-        v += flip;
-        flip = -flip;
+        // Non-finite input counts as silence. The +-1e-25 offset keeps every recursion out of
+        // denormals (its power, 1e-50, is 500 dB below full scale).
+        double v = sanitise(x[i]) + dither;
+        dither = -dither;
+        if (eardrum) v = _df.process(v);
         double a, c;
-        _w.process(v, a, c);
+        _w.cascade(v, a, c);
         const double sq = a * a;
         sum += sq;
         yf += af * (sq - yf);
@@ -40,9 +55,11 @@ void LevelMeter::process(const float* x, uint32_t n) noexcept {
         const double ac = std::fabs(c);
         cpk = ac > cpk ? ac : cpk;
     }
-    if (!_w.finite() || !std::isfinite(yf) || !std::isfinite(ys) || !std::isfinite(sum)) {
-        // Hygiene: a state that went non-finite is reset, and this block counts as silence.
+    _flip = dither;
+    if (!_w.finite() || !_df.finite() || !std::isfinite(yf) || !std::isfinite(ys) || !std::isfinite(sum)) {
+        // Hygiene: a state that went non-finite restarts from zero, and this block counts as silence.
         _w.reset();
+        _df.reset();
         yf = ys = 0.0;
         sum = 0.0;
         fmax = _iv.laf_max_ms;
@@ -51,7 +68,6 @@ void LevelMeter::process(const float* x, uint32_t n) noexcept {
     }
     _yf = yf;
     _ys = ys;
-    _flip = flip;
     _iv.sum_sq_a += sum;
     _iv.samples += n;
     _iv.laf_max_ms = fmax;
@@ -61,14 +77,11 @@ void LevelMeter::process(const float* x, uint32_t n) noexcept {
 }
 
 LevelMeter::Interval LevelMeter::take() noexcept {
-    Interval out = _iv;
+    const Interval out = _iv;
     _iv = Interval{};
+    _iv.laf_end_ms = _yf; // the F meter runs on: an empty interval still reports its current value
     return out;
 }
-
-} // namespace earshot::dsp
-
-namespace earshot::dsp {
 
 namespace {
 typedef double v2d __attribute__((vector_size(16))); // GCC/Clang vector extension: two lanes
@@ -104,25 +117,29 @@ inline v2d vmax(v2d a, v2d b) {
 
 void LevelMeter::process_pair(LevelMeter& a, LevelMeter& b, const float* xa, const float* xb,
                               uint32_t n) noexcept {
-    Sec2 c0, c1, s0, s1;
+    if (a._eardrum || b._eardrum) {
+        // The diffuse-field correction runs per channel; this path stays exactly process().
+        a.process(xa, n);
+        b.process(xb, n);
+        return;
+    }
+    static_assert(AcWeighting::nc == 2 && AcWeighting::na == 1, "process_pair runs 2 C + 1 A sections");
+    Sec2 c0, c1, s0;
     c0.load(a._w._c[0], a._w._zc[0], b._w._zc[0]);
     c1.load(a._w._c[1], a._w._zc[1], b._w._zc[1]);
     s0.load(a._w._a[0], a._w._za[0], b._w._za[0]);
-    s1.load(a._w._a[1], a._w._za[1], b._w._za[1]);
-    const v2d cg = {a._w._c_gain, a._w._c_gain}, ag = {a._w._a_gain, a._w._a_gain};
     const v2d af = {a._alpha_f, a._alpha_f}, as = {a._alpha_s, a._alpha_s};
-    v2d yf = {a._yf, b._yf}, ys = {a._ys, b._ys}, flip = {a._flip, b._flip};
-    v2d sum = {0.0, 0.0};
+    const v2d zero = {0.0, 0.0};
+    v2d yf = {a._yf, b._yf}, ys = {a._ys, b._ys}, dither = {a._flip, b._flip};
+    v2d sum = zero;
     v2d fmax = {a._iv.laf_max_ms, b._iv.laf_max_ms}, smax = {a._iv.las_max_ms, b._iv.las_max_ms};
     v2d cpk = {a._iv.c_peak, b._iv.c_peak};
     for (uint32_t i = 0; i < n; ++i) {
-        const float fa = xa[i], fb = xb[i];
-        v2d v = {std::isfinite(fa) ? static_cast<double>(fa) : 0.0,
-                 std::isfinite(fb) ? static_cast<double>(fb) : 0.0};
-        v += flip;
-        flip = -flip;
-        const v2d c = c1.run(c0.run(v * cg));
-        const v2d w = s1.run(s0.run(c)) * ag;
+        const v2d raw = {static_cast<double>(xa[i]), static_cast<double>(xb[i])};
+        const v2d v = (raw - raw == 0.0 ? raw : zero) + dither; // non-finite -> 0, as sanitise()
+        dither = -dither;
+        const v2d c = c1.run(c0.run(v));
+        const v2d w = s0.run(c);
         const v2d sq = w * w;
         sum += sq;
         yf += af * (sq - yf);
@@ -135,11 +152,11 @@ void LevelMeter::process_pair(LevelMeter& a, LevelMeter& b, const float* xa, con
     c0.store(a._w._zc[0], b._w._zc[0]);
     c1.store(a._w._zc[1], b._w._zc[1]);
     s0.store(a._w._za[0], b._w._za[0]);
-    s1.store(a._w._za[1], b._w._za[1]);
     LevelMeter* m[2] = {&a, &b};
     for (int k = 0; k < 2; ++k) {
         LevelMeter& t = *m[k];
         double s = sum[k], f = fmax[k], sm = smax[k], cp = cpk[k], y1 = yf[k], y2 = ys[k];
+        t._flip = dither[k];
         if (!t._w.finite() || !std::isfinite(y1) || !std::isfinite(y2) || !std::isfinite(s)) {
             t._w.reset();
             y1 = y2 = s = 0.0;
@@ -149,7 +166,6 @@ void LevelMeter::process_pair(LevelMeter& a, LevelMeter& b, const float* xa, con
         }
         t._yf = y1;
         t._ys = y2;
-        t._flip = flip[k];
         t._iv.sum_sq_a += s;
         t._iv.samples += n;
         t._iv.laf_max_ms = f;

@@ -137,6 +137,10 @@ std::string Engine::musician_id(uint32_t key) const {
     return key < _ctl->key_ids.size() ? _ctl->key_ids[key] : std::string();
 }
 
+uint32_t Engine::measurement_key(const std::string& input_id) const {
+    return musician_key("@" + input_id);
+}
+
 uint32_t Engine::musician_key(const std::string& id) const {
     auto it = _ctl->keys.find(id);
     return it == _ctl->keys.end() ? UINT32_MAX : it->second;
@@ -181,7 +185,7 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
         s.lim.prepare(_fs, s.channels, s.lookahead_ms, s.release_ms);
         s.lim.set_ceiling(s.ceiling);
         for (int c = 0; c < 2; ++c) {
-            s.meter[c].prepare(_fs);
+            s.meter[c].prepare(_fs, s.eardrum);
             s.buf[c].assign(_max_block, 0.0f);
         }
         s.gains.assign(_max_block, 0.0f);
@@ -218,6 +222,7 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
             s.ceiling = static_cast<float>(dsp::db_to_gain(config::ceiling_dbfs(m)));
             s.master_target = static_cast<float>(dsp::db_to_gain(m.mix.master_db));
             s.ramp_samples = ramp;
+            s.eardrum = m.calibration.reference == config::Reference::eardrum;
             prepare_strip(s);
             if (os) {
                 s.master.set_ramp_samples(ramp); // state copied on the RT side, then retargeted
@@ -289,6 +294,7 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
                 s.ramp_samples = ramp;
                 s.inherit = static_cast<int>(j);
                 s.retiring = true;
+                s.eardrum = o.eardrum;
                 prepare_strip(s);
                 s.master.set_ramp_samples(ramp);
                 for (std::size_t k = 0; k < o.sends.size(); ++k) {
@@ -311,12 +317,33 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
         return false;
     }
 
+    // Measurement inputs (stage-level mics) are metered for the musicians' ambient leak.
+    try {
+        for (const config::Input& in : cfg.inputs) {
+            if (!in.measurement) continue;
+            AmbientMeter am;
+            am.input_id = in.id;
+            am.in_slot = in_slot_for(in.id);
+            am.key = key_for("@" + in.id);
+            am.meter.prepare(_fs, false);
+            if (old)
+                for (std::size_t j = 0; j < old->ambient.size(); ++j)
+                    if (old->ambient[j].input_id == in.id) am.inherit = static_cast<int>(j);
+            g->ambient.push_back(std::move(am));
+        }
+    } catch (const std::exception&) {
+        return false;
+    }
+
     for (const Strip& s : g->strips) {
         g->latency = std::max(g->latency, s.lim.latency_frames());
         for (const SendState& st : s.sends)
             if (std::find(g->used_inputs.begin(), g->used_inputs.end(), st.in_slot) == g->used_inputs.end())
                 g->used_inputs.push_back(st.in_slot);
     }
+    for (const AmbientMeter& am : g->ambient)
+        if (std::find(g->used_inputs.begin(), g->used_inputs.end(), am.in_slot) == g->used_inputs.end())
+            g->used_inputs.push_back(am.in_slot);
     std::sort(g->used_inputs.begin(), g->used_inputs.end());
     g->in_scratch.assign(g->used_inputs.size() * _max_block, 0.0f);
     g->max_ramp = std::max(ramp, startup);
@@ -404,8 +431,10 @@ void Engine::swap_rt(MixGraph* ng) noexcept {
             s.master.set_ramp_samples(r);
             s.master.set_target(s.master_target);
             s.lim.copy_state_from(o.lim);
-            s.meter[0] = o.meter[0];
-            s.meter[1] = o.meter[1];
+            if (s.eardrum == o.eardrum) { // a changed reference starts fresh meters
+                s.meter[0] = o.meter[0];
+                s.meter[1] = o.meter[1];
+            }
             for (int c = 0; c < 2; ++c) s.dose_peak[c] = o.dose_peak[c];
             s.dose_lim_min = o.dose_lim_min;
             s.dose_lim_active = o.dose_lim_active;
@@ -422,6 +451,9 @@ void Engine::swap_rt(MixGraph* ng) noexcept {
                 st.gr.set_target(st.target_r);
             }
         }
+        for (AmbientMeter& am : ng->ambient)
+            if (am.inherit >= 0 && static_cast<std::size_t>(am.inherit) < og->ambient.size())
+                am.meter = og->ambient[static_cast<std::size_t>(am.inherit)].meter;
         if (!_q->retire.push(og)) {
             if (_rt->pending_count < retire_capacity) _rt->pending_retire[_rt->pending_count++] = og;
         }
@@ -585,6 +617,8 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
             else
                 s.meter[0].process(s.buf[0].data() + pos, seg);
         }
+        for (AmbientMeter& am : g->ambient)
+            am.meter.process(rt.in_ptr[static_cast<std::size_t>(am.in_slot)] + pos, seg);
         pos += seg;
         rt.dose_pos += seg;
         rt.meter_pos += seg;
@@ -617,6 +651,23 @@ void Engine::flush_dose() noexcept {
     Rt& rt = *_rt;
     MixGraph* g = rt.live;
     if (g && rt.dose_pos > 0) {
+        // Measurement inputs first, so a consumer has the stage level of an interval before the
+        // musicians' frames of the same interval.
+        for (AmbientMeter& am : g->ambient) {
+            DoseFrame f;
+            f.musician_key = am.key;
+            f.source = 1;
+            f.generation = g->generation;
+            f.start_sample = rt.dose_start;
+            f.samples = rt.dose_pos;
+            f.channels = 1;
+            const auto iv = am.meter.take();
+            f.ears[0].sum_sq_a = iv.sum_sq_a;
+            f.ears[0].laf_max_ms = iv.laf_max_ms;
+            f.ears[0].las_max_ms = iv.las_max_ms;
+            f.ears[0].c_peak = iv.c_peak;
+            if (!_q->dose.push(f)) _counters.dose_dropped.fetch_add(1, std::memory_order_relaxed);
+        }
         for (Strip& s : g->strips) {
             DoseFrame f;
             f.musician_key = s.key;

@@ -36,6 +36,7 @@ struct Strip {
     uint32_t ramp_samples = 1;
     int inherit = -1; // index of the same musician's strip in the previous graph, or -1
     bool retiring = false;
+    bool eardrum = false; // calibration.reference: eardrum (meters apply the DF correction)
     std::vector<SendState> sends;
 
     // RT state
@@ -54,12 +55,22 @@ struct Strip {
     float meter_lim_min = 1;
 };
 
+/// A calibrated measurement input (stage-level mic), metered for the musicians' ambient leak.
+struct AmbientMeter {
+    std::string input_id; // topology
+    int in_slot = -1;
+    uint32_t key = 0;      // measurement key for frames
+    int inherit = -1;      // index in the previous graph's ambient list
+    dsp::LevelMeter meter; // RT state
+};
+
 class MixGraph {
 public:
     uint32_t generation = 0;
     std::vector<int> used_inputs;  // input slots read by any send
     std::vector<float> in_scratch; // used_inputs.size() * max_block, for sanitised copies
     std::vector<Strip> strips;
+    std::vector<AmbientMeter> ambient;
     int latency = 0; // max limiter latency over strips
     bool has_retiring = false;
     uint32_t max_ramp = 0; // longest ramp in samples (for compaction timing)

@@ -1,6 +1,7 @@
 // The offline render loop (render.hpp): the engine over a source of input blocks, per-musician
 // latency compensation, and the whole-file levels from the engine's dose frames.
 #include "earshot/render/render.hpp"
+#include "earshot/dosimetry/dose.hpp"
 
 #include "earshot/dsp/limiter.hpp"
 #include "earshot/dsp/true_peak.hpp"
@@ -107,6 +108,13 @@ struct Accum {
     uint64_t lim_active = 0;
     uint64_t clamped = 0;
     OutputPeak peak[2];
+    dosimetry::DoseTotals dose; // per-second intervals
+    double leak_e = 0;          // leak energy, Pa^2 s
+    double stage_e = 0;         // stage (measurement input) energy, Pa^2 s
+    double last_level = -std::numeric_limits<double>::infinity();
+    int ambient_key = -1;      // measurement key of the ambient input
+    double ambient_offset = 0; // its calibration offset
+    double isolation_db = 0;
 };
 
 RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const RenderOptions& opt,
@@ -161,13 +169,59 @@ RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const Re
         if (key == UINT32_MAX) throw RenderError("internal: no engine key for musician '" + mu.id + "'");
         if (key_to_index.size() <= key) key_to_index.resize(key + 1, SIZE_MAX);
         key_to_index[key] = m;
+        if (mu.ambient) {
+            const int ii = cfg.input_index(mu.ambient->input);
+            const uint32_t ak = e.measurement_key(mu.ambient->input);
+            if (ii < 0 || ak == UINT32_MAX || !cfg.inputs[static_cast<std::size_t>(ii)].measurement)
+                throw RenderError("internal: ambient input '" + mu.ambient->input + "' is not metered");
+            acc[m].ambient_key = static_cast<int>(ak);
+            acc[m].ambient_offset =
+                config::measurement_offset_db(*cfg.inputs[static_cast<std::size_t>(ii)].measurement);
+            acc[m].isolation_db = mu.ambient->isolation_db;
+        }
     }
+    // The stage level of the current interval per measurement key (frames of measurement inputs
+    // come before the musicians' frames of the same interval).
+    std::vector<std::pair<uint64_t, double>> stage_level; // (start_sample, dB SPL) by key
 
     auto drain = [&] {
         engine::DoseFrame f;
         while (e.pop_dose(f)) {
+            if (f.source == 1) {
+                if (stage_level.size() <= f.musician_key)
+                    stage_level.resize(f.musician_key + 1, {UINT64_MAX, 0.0});
+                // The measurement offset is applied per musician (inputs may differ); store digital dB.
+                stage_level[f.musician_key] = {f.start_sample,
+                                               dsp::power_to_db(f.ears[0].sum_sq_a / double(f.samples))};
+                continue;
+            }
             if (f.musician_key >= key_to_index.size() || key_to_index[f.musician_key] == SIZE_MAX) continue;
-            Accum& a = acc[key_to_index[f.musician_key]];
+            const std::size_t mi = key_to_index[f.musician_key];
+            Accum& a = acc[mi];
+            {
+                // The second's exposure: louder ear (field-equivalent dBA) + leak by energy.
+                const double off = config::calibration_offset_db(cfg.musicians[mi].calibration);
+                const double secs = double(f.samples) / fs;
+                double ear = -std::numeric_limits<double>::infinity(), peak = ear;
+                for (int c = 0; c < f.channels && c < 2; ++c) {
+                    ear = std::max(ear, dsp::power_to_db(f.ears[c].sum_sq_a / double(f.samples)) + off);
+                    peak = std::max(peak, dsp::gain_to_db(f.ears[c].c_peak) + off);
+                }
+                double leak = -std::numeric_limits<double>::infinity();
+                if (a.ambient_key >= 0 && static_cast<std::size_t>(a.ambient_key) < stage_level.size() &&
+                    stage_level[static_cast<std::size_t>(a.ambient_key)].first == f.start_sample) {
+                    const double stage =
+                        stage_level[static_cast<std::size_t>(a.ambient_key)].second + a.ambient_offset;
+                    leak = stage - a.isolation_db;
+                    a.stage_e += dosimetry::pa2(stage) * secs;
+                    a.leak_e += dosimetry::pa2(leak) * secs;
+                }
+                // Below -200 dB digital is the meters' anti-denormal dither: silence.
+                if (ear - off < -200.0) ear = -std::numeric_limits<double>::infinity();
+                const double level = dosimetry::energy_sum_db(ear, leak);
+                a.dose.add(level, peak, secs);
+                a.last_level = level;
+            }
             for (int c = 0; c < f.channels && c < 2; ++c) {
                 a.sum_sq_a[c] += f.ears[c].sum_sq_a;
                 a.laf_max_ms[c] = std::max(a.laf_max_ms[c], f.ears[c].laf_max_ms);
@@ -271,6 +325,29 @@ RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const Re
             a.lim_min_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(a.lim_min_gain)) : 0.0;
         mr.limiter_active_s = static_cast<double>(a.lim_active) / fs;
         mr.clamped_samples = a.clamped;
+        {
+            DoseReport& d = mr.dose;
+            const double allowance =
+                cfg.dosimetry.who_mode == 2 ? dosimetry::who_mode2_pa2h : dosimetry::who_mode1_pa2h;
+            d.niosh_pct = a.dose.niosh_pct();
+            d.osha_pct = a.dose.osha_pct();
+            d.osha_action_pct = a.dose.osha_action_pct();
+            d.eu_lex8h_dba = a.dose.eu_lex8h_dba();
+            d.who_mode = cfg.dosimetry.who_mode;
+            d.who_weekly_pct = a.dose.who_pct(allowance);
+            d.pa2h = a.dose.pa2h();
+            d.laeq_dba = a.dose.laeq_dba();
+            d.lcpeak_max_dbc = a.dose.lcpeak_max_dbc();
+            d.has_ambient = a.ambient_key >= 0;
+            if (d.has_ambient) {
+                d.ambient_input = mu.ambient->input;
+                d.isolation_db = a.isolation_db;
+                d.leak_laeq_dba = dosimetry::level_db(a.leak_e / a.dose.seconds());
+                d.stage_laeq_dba = dosimetry::level_db(a.stage_e / a.dose.seconds());
+            }
+            d.niosh_seconds_left =
+                dosimetry::seconds_to_full(d.niosh_pct, dosimetry::niosh_allowed_h(a.last_level));
+        }
         r.musicians.push_back(std::move(mr));
     }
     return r;

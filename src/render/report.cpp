@@ -120,7 +120,7 @@ json::object ear_json(const EarReport& e) {
 
 json::object musician_json(const MusicianReport& m) {
     json::object o;
-    // SPEC §5 fields, in the SPEC's order ("dose" comes with the dosimetry module).
+    // SPEC §5 fields, in the SPEC's order.
     o["id"] = m.id;
     o["laeq_dba"] = num(m.laeq_dba, 2);
     o["lafmax_dba"] = num(m.lafmax_dba, 2);
@@ -131,6 +131,29 @@ json::object musician_json(const MusicianReport& m) {
     lim["max_gain_reduction_db"] = num(m.limiter_max_gain_reduction_db, 3);
     lim["active_s"] = num(m.limiter_active_s, 6);
     o["limiter"] = std::move(lim);
+    {
+        const DoseReport& d = m.dose;
+        json::object dose;
+        dose["niosh_pct"] = num(d.niosh_pct, 4);
+        dose["osha_pct"] = num(d.osha_pct, 4);
+        dose["osha_action_pct"] = num(d.osha_action_pct, 4);
+        dose["eu_lex8h_dba"] = num(d.eu_lex8h_dba, 2);
+        dose["who_weekly_pct"] = num(d.who_weekly_pct, 4);
+        dose["who_mode"] = d.who_mode;
+        dose["pa2h"] = num(d.pa2h, 6);
+        dose["laeq_dba"] = num(d.laeq_dba, 2);
+        dose["lcpeak_max_dbc"] = num(d.lcpeak_max_dbc, 2);
+        dose["niosh_time_left_s"] = num(d.niosh_seconds_left, 0);
+        if (d.has_ambient) {
+            json::object amb;
+            amb["input"] = d.ambient_input;
+            amb["isolation_db"] = num(d.isolation_db, 1);
+            amb["stage_laeq_dba"] = num(d.stage_laeq_dba, 2);
+            amb["leak_laeq_dba"] = num(d.leak_laeq_dba, 2);
+            dose["ambient"] = std::move(amb);
+        }
+        o["dose"] = std::move(dose);
+    }
     json::object ears;
     ears["L"] = ear_json(m.ears[0]);
     ears["R"] = ear_json(m.ears[1]);

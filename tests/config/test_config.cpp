@@ -265,3 +265,39 @@ TEST_CASE("every parameter of the table is documented", "[config]") {
         CHECK(doc.find("`" + std::string(p.key) + "`") != std::string::npos);
     }
 }
+
+TEST_CASE("dosimetry, measurement inputs and ambient", "[config]") {
+    const Config c = load_string(R"(version: 1
+dosimetry: { day_starts: "05:30", who_mode: 2 }
+inputs:
+  - id: mix
+  - id: stage_mic
+    measurement: { sine_dbfs: -26, db_spl: 114 }
+musicians:
+  - id: drums
+    protection: { peak_ceiling_db_spl: 110 }
+    ambient: { input: stage_mic, isolation_db: 30 }
+)");
+    CHECK(c.dosimetry.day_starts_min == 5 * 60 + 30);
+    CHECK(c.dosimetry.who_mode == 2);
+    REQUIRE(c.inputs[1].measurement.has_value());
+    CHECK(measurement_offset_db(*c.inputs[1].measurement) == Approx(114 + 26 + 3.0103).margin(1e-4));
+    REQUIRE(c.musicians[0].ambient.has_value());
+    CHECK(c.musicians[0].ambient->input == "stage_mic");
+    CHECK(c.musicians[0].ambient->isolation_db == 30);
+    CHECK(load_string("version: 1\ninputs: [{id: a}]\n").dosimetry.day_starts_min == 360);
+
+    expect_one("version: 1\ndosimetry: { day_starts: \"25:00\" }\ninputs: [{id: a}]\n", 2, 26,
+               "dosimetry.day_starts: '25:00' is not a local time HH:MM");
+    expect_one("version: 1\ndosimetry: { who_mode: 3 }\ninputs: [{id: a}]\n", 2, 24,
+               "3 is out of range [1, 2]");
+    expect_one(head +
+                   "  - id: a\n    protection: { peak_ceiling_db_spl: 110 }\n    ambient: { input: vocal }\n",
+               8, 23, "input 'vocal' is not a measurement mic");
+    expect_one(head +
+                   "  - id: a\n    protection: { peak_ceiling_db_spl: 110 }\n    ambient: { input: stage }\n",
+               8, 23, "unknown input 'stage'");
+    expect_one(
+        head + "  - id: a\n    protection: { peak_ceiling_db_spl: 110 }\n    ambient: { isolation_db: 20 }\n",
+        8, 14, "missing required key 'input'");
+}

@@ -427,7 +427,9 @@ TEST_CASE("render: files, report.json and a channel-count mismatch", "[render][f
     CHECK(m0.at("sample_peak_dbfs").to_number<double>() == Approx(-20.0).margin(0.01));
     CHECK(m0.at("limiter").as_object().at("max_gain_reduction_db").to_number<double>() == 0.0);
     CHECK(m0.at("limiter").as_object().at("active_s").to_number<double>() == 0.0);
-    CHECK(!m0.contains("dose"));
+    REQUIRE(m0.contains("dose"));
+    for (const char* k : {"niosh_pct", "osha_pct", "osha_action_pct", "eu_lex8h_dba", "who_weekly_pct"})
+        CHECK(m0.at("dose").as_object().contains(k));
     for (const char* ear : {"L", "R"}) {
         const auto& e = m0.at("ears").as_object().at(ear).as_object();
         CHECK(e.at("laeq_dba").to_number<double>() == Approx(94.0).margin(0.05));

@@ -149,7 +149,9 @@ def test_calibration(tmp, rate, fmt):
     check(rep["sample_rate"] == rate, f"report sample_rate {rep['sample_rate']}")
     near(rep["duration_s"], 10.0, 1e-6, "report duration_s")
     check(isinstance(rep["latency_frames"], int) and rep["latency_frames"] > 0, "report latency_frames")
-    check("dose" not in rep["musicians"][0], "no dose object yet (dosimetry issue)")
+    dose = rep["musicians"][0]["dose"]
+    for k in ("niosh_pct", "osha_pct", "osha_action_pct", "eu_lex8h_dba", "who_weekly_pct"):
+        check(k in dose, f"dose.{k} present")
     m = {x["id"]: x for x in rep["musicians"]}
     mon = m["mon"]
     tol = 0.05

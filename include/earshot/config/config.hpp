@@ -32,10 +32,25 @@ struct ConnectRule {
     bool is_regex = false;
 };
 
+/// A calibrated measurement microphone: a 1 kHz sine whose peak is at sine_dbfs on this input is
+/// db_spl (RMS, field) at the mic. Its A-weighted level is the stage level for `ambient`.
+struct Measurement {
+    double sine_dbfs = -20.0; // [-60, 0] dBFS peak
+    double db_spl = 94.0;     // [40, 140] dB SPL
+};
+
 struct Input {
-    std::string id;                   // [a-z0-9_-]+, unique; JACK port <client>:<id>
-    std::vector<ConnectRule> connect; // sources to auto-connect
+    std::string id;                         // [a-z0-9_-]+, unique; JACK port <client>:<id>
+    std::vector<ConnectRule> connect;       // sources to auto-connect
+    std::optional<Measurement> measurement; // set: a calibrated stage-level mic (hearing-dose.md §4.4)
     Mark mark;
+};
+
+/// Stage noise reaching a musician's ears through the earpieces: (stage LAeq - isolation_db),
+/// added by energy to the musician's exposure.
+struct Ambient {
+    std::string input;        // a measurement input's id
+    double isolation_db = 25; // [0, 60] dB, the earpieces' (or the wedge listener's: 0) insertion loss
 };
 
 enum class OutputKind { mono, stereo };
@@ -75,6 +90,7 @@ struct Musician {
     Calibration calibration;
     Protection protection;
     Mix mix;
+    std::optional<Ambient> ambient; // stage leakage source, if any
     Mark mark;
 
     int channels() const noexcept { return output == OutputKind::stereo ? 2 : 1; }
@@ -89,10 +105,16 @@ struct Mixer {
     double startup_ramp_ms = 2000; // fade-in from silence at start-up and reconnect, [10, 10000] ms
 };
 
+struct Dosimetry {
+    int day_starts_min = 6 * 60; // local time the dose day starts, minutes after midnight ("06:00")
+    int who_mode = 1;            // H.870 weekly allowance: 1 = 1.6 Pa^2 h, 2 = 0.51 Pa^2 h (75 dBA x 40 h)
+};
+
 struct Config {
     int version = 1;
     Jack jack;
     Mixer mixer;
+    Dosimetry dosimetry;
     std::vector<Input> inputs;
     std::vector<Musician> musicians;
     std::string source; // file name the config was read from ("<string>" for in-memory)
@@ -107,6 +129,11 @@ struct Config {
 /// RMS) to get dB SPL at the ear: db_spl - sine_dbfs + 3.0103 (SPEC §2).
 inline double calibration_offset_db(const Calibration& c) noexcept {
     return c.db_spl - c.sine_dbfs + 3.010299956639812;
+}
+
+/// Offset for a measurement mic: digital RMS dB (re amplitude 1.0 mean square) -> dB SPL.
+inline double measurement_offset_db(const Measurement& m) noexcept {
+    return m.db_spl - m.sine_dbfs + 3.010299956639812;
 }
 
 /// The musician's digital ceiling in dBFS (peak): peak_ceiling_db_spl - offset, at most 0 dBFS.

@@ -18,6 +18,7 @@
 //   LevelMeter::Interval iv = m.take();   // sum of A^2 over the interval, n, LAFmax ms, C peak
 #pragma once
 
+#include "earshot/dsp/diffuse_field.hpp"
 #include "earshot/dsp/weighting.hpp"
 
 #include <cstdint>
@@ -36,7 +37,10 @@ public:
     };
 
     /// Designs the weightings and the time constants for fs_hz. Throws like AcWeighting::prepare.
-    void prepare(double fs_hz);
+    /// eardrum: the signal is an eardrum (coupler) level; the diffuse-field correction is applied
+    /// before the weightings so every level is field-equivalent (SPEC §2, docs/dosimetry.md).
+    void prepare(double fs_hz, bool eardrum = false);
+    bool eardrum() const noexcept { return _eardrum; }
     /// Clears all state (filters, time weightings, the open interval). [RT-safe]
     void reset() noexcept;
     /// Meters n samples. [RT-safe]
@@ -57,7 +61,9 @@ public:
     const AcWeighting& weighting() const noexcept { return _w; }
 
 private:
-    AcWeighting _w;          // frequency weighting
+    AcWeighting _w;             // frequency weighting
+    DiffuseFieldCorrection _df; // eardrum -> field (only when _eardrum)
+    bool _eardrum = false;
     double _alpha_f = 0;     // F time weighting coefficient (tau 125 ms)
     double _alpha_s = 0;     // S time weighting coefficient (tau 1 s)
     double _yf = 0, _ys = 0; // F and S weighted A mean squares (running)

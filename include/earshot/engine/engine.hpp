@@ -99,6 +99,8 @@ public:
     /// Musician id for a frame's musician_key ("" if unknown).
     std::string musician_id(uint32_t key) const;
     uint32_t musician_key(const std::string& musician_id) const;
+    /// Key of the dose frames (source 1) of a measurement input (UINT32_MAX if none).
+    uint32_t measurement_key(const std::string& input_id) const;
 
     double sample_rate() const noexcept { return _fs; }
     uint32_t max_block() const noexcept { return _max_block; }

@@ -3,7 +3,7 @@
 // Every type here is trivially copyable and travels through a boost::lockfree::spsc_queue:
 //   commands   control -> RT   (EngineCommand; drained at the top of each cycle, at most 256 per cycle)
 //   retire     RT -> control   (MixGraph* replaced by a swap; deleted off the RT thread)
-//   dose       RT -> control   (DoseFrame: one per musician per second of audio, per ear)
+//   dose       RT -> control   (DoseFrame: one per measurement input, then one per musician, per second)
 //   meters     RT -> control   (MeterFrame: one per musician every 100 ms, for live views)
 #pragma once
 
@@ -25,6 +25,8 @@ struct EarInterval {
 };
 
 struct DoseFrame {
+    uint8_t source = 0;        // 0: a musician's ears; 1: a calibrated measurement input (stage level, key =
+                               // Engine::measurement_key)
     uint32_t musician_key = 0; // stable per musician id (Engine::musician_id(key))
     uint32_t generation = 0;   // graph generation that produced the frame
     uint64_t start_sample = 0; // engine sample clock at the start of the interval

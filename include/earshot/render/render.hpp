@@ -55,6 +55,26 @@ struct EarReport {
     double sample_peak_dbfs = 0; // max |output sample|, dBFS
 };
 
+/// The `dose` object of SPEC §5: the file as one exposure starting from zero, per-second intervals,
+/// the musician's level each second being the louder ear's plus the stage leak (if `ambient`).
+struct DoseReport {
+    double niosh_pct = 0;
+    double osha_pct = 0;        // PEL: threshold 90 dBA
+    double osha_action_pct = 0; // hearing conservation: threshold 80 dBA
+    double eu_lex8h_dba = 0;    // -inf for silence
+    double who_weekly_pct = 0;  // of the configured H.870 mode's allowance
+    int who_mode = 1;
+    double pa2h = 0;           // A-weighted exposure
+    double laeq_dba = 0;       // exposure level over the file (louder ear + leak)
+    double lcpeak_max_dbc = 0; // vs the EU 135 / 137 / 140 dB(C) peak action values
+    bool has_ambient = false;
+    std::string ambient_input;
+    double isolation_db = 0;
+    double leak_laeq_dba = 0;      // stage level minus isolation, over the file
+    double stage_laeq_dba = 0;     // the measurement input's own level
+    double niosh_seconds_left = 0; // to 100 % NIOSH at the last second's level
+};
+
 struct MusicianReport {
     std::string id;
     std::string name;
@@ -71,6 +91,7 @@ struct MusicianReport {
     double limiter_active_s = 0;              // time with limiter gain < 1, seconds
     uint64_t clamped_samples = 0;             // samples cut by the final safety clamp
     EarReport ears[2];                        // L, R (mono: both the same)
+    DoseReport dose;
 };
 
 struct RenderReport {
