@@ -9,7 +9,7 @@ PKGS=(
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
   libsystemd-dev libsndfile1-dev
   python3-jack-client python3-numpy sox
-  clang-14 libclang-rt-14-dev clang-format
+  clang-14 libclang-rt-14-dev clang-format chromium
 )
 
 missing=()
