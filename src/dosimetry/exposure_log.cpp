@@ -102,23 +102,33 @@ std::vector<std::string> split(const std::string& line) {
     return f;
 }
 
+// "<body>,<checksum of body>": the one line format of both files.
+std::string with_checksum(const std::string& body) {
+    char c[16];
+    std::snprintf(c, sizeof c, ",%08x", fnv1a(body.data(), body.size()));
+    return body + c;
+}
+
+// True if the line ends in a valid checksum of everything before its last comma.
+bool checksum_ok(const std::string& line) {
+    const std::size_t k = line.rfind(',');
+    if (k == std::string::npos || line.size() - k != 9) return false;
+    char c[16];
+    std::snprintf(c, sizeof c, "%08x", fnv1a(line.data(), k));
+    return line.compare(k + 1, 8, c) == 0;
+}
+
 // Journal line: t_utc,seconds,laeq_l,laeq_r,lafmax,lcpeak,leak,gr,checksum
 std::string format_interval(const Interval& iv) {
     std::string s = num(iv.t_utc, 3) + "," + num(iv.seconds, 6) + "," + num(iv.laeq_l, 4) + "," +
                     num(iv.laeq_r, 4) + "," + num(iv.lafmax, 4) + "," + num(iv.lcpeak, 4) + "," +
                     num(iv.leak_dba, 4) + "," + num(iv.limiter_gr_db, 3);
-    char c[16];
-    std::snprintf(c, sizeof c, ",%08x", fnv1a(s.data(), s.size()));
-    return s + c;
+    return with_checksum(s);
 }
 
 bool parse_interval(const std::string& line, Interval& iv) {
-    const std::size_t k = line.rfind(',');
-    if (k == std::string::npos || line.size() - k != 9) return false;
-    char c[16];
-    std::snprintf(c, sizeof c, "%08x", fnv1a(line.data(), k));
-    if (line.compare(k + 1, 8, c) != 0) return false;
-    const auto f = split(line.substr(0, k));
+    if (!checksum_ok(line)) return false;
+    const auto f = split(line.substr(0, line.rfind(',')));
     if (f.size() != 8) return false;
     double v[8];
     for (int i = 0; i < 8; ++i)
@@ -152,17 +162,11 @@ std::string format_row(const std::string& id, const LogRow& r) {
                     num(r.osha_action_pct, 6) + "," + num(r.who_weekly_pct, 6) + "," +
                     num(r.limiter_gr_max_db, 2) + "," + num(r.niosh_row_pct, 9) + "," +
                     num(r.osha_row_pct, 9) + "," + num(r.osha_action_row_pct, 9) + "," + id;
-    char c[16];
-    std::snprintf(c, sizeof c, ",%08x", fnv1a(s.data(), s.size()));
-    return s + c;
+    return with_checksum(s);
 }
 
 bool parse_row(const std::string& line, LogRow& r) {
-    const std::size_t k = line.rfind(',');
-    if (k == std::string::npos || line.size() - k != 9) return false;
-    char c[16];
-    std::snprintf(c, sizeof c, "%08x", fnv1a(line.data(), k));
-    if (line.compare(k + 1, 8, c) != 0) return false;
+    if (!checksum_ok(line)) return false;
     const auto f = split(line);
     if (f.size() != columns) return false;
     LogRow x;
