@@ -434,7 +434,10 @@ Config load_node(const YAML::Node& root, Ctx& cx) {
                   c.mixer.startup_ramp_ms);
     }
     if (const YAML::Node ds = root["dosimetry"]; ds && cx.is_map(ds, "dosimetry")) {
-        cx.check_keys(ds, "dosimetry", {"day_starts", "who_mode"});
+        cx.check_keys(ds, "dosimetry", {"day_starts", "who_mode", "keep_days"});
+        double keep = c.dosimetry.keep_days;
+        cx.number(ds, "keep_days", "dosimetry.keep_days", "dosimetry.keep_days", keep);
+        c.dosimetry.keep_days = static_cast<int>(keep);
         std::string t;
         if (cx.string(ds, "day_starts", "dosimetry.day_starts", t)) {
             int h = -1, mi = -1;

@@ -301,6 +301,18 @@ void ExposureLog::sync() {
         if (j.fd >= 0) ::fdatasync(j.fd);
 }
 
+std::size_t ExposureLog::prune(const Date& today, int keep_days) {
+    const Date oldest = add_days(today, -std::max(keep_days, 8));
+    std::size_t removed = 0;
+    for (const std::string& id : logged_musicians(_dir))
+        for (const Date& d : log_days(_dir, id)) {
+            if (!(d < oldest)) continue;
+            std::error_code ec;
+            if (fs::remove(fs::path(_dir) / "exposure" / id / (d.str() + ".csv"), ec)) ++removed;
+        }
+    return removed;
+}
+
 ExposureLog::Rebuilt ExposureLog::rebuild(MusicianDose& dose, double now_utc,
                                           std::vector<LogRow>& completed) {
     Rebuilt rb;

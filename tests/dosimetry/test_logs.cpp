@@ -282,3 +282,26 @@ TEST_CASE("logs: killed at random points, the rebuilt dose equals the uninterrup
         fs::remove_all(dir);
     }
 }
+
+TEST_CASE("logs: retention deletes only old day files", "[dosimetry][logs]") {
+    TzGuard tz(cet);
+    const std::string dir = temp_dir();
+    {
+        ExposureLog log(dir);
+        for (int day = 0; day < 20; ++day) {
+            MusicianDose d("gtr", 6 * 60, who_mode1_pa2h);
+            std::vector<LogRow> rows;
+            const double t = utc(2026, 5, 1 + day, 18, 0);
+            for (int i = 0; i < 60; ++i) d.add(second_at(t + i, 90, 90), rows);
+            log.append("gtr", rows);
+        }
+        CHECK(log_days(dir, "gtr").size() == 20);
+        CHECK(log.prune(Date{2026, 5, 20}, 10) == 9); // days before 2026-05-10
+        const auto days = log_days(dir, "gtr");
+        REQUIRE(days.size() == 11);
+        CHECK(days.front() == Date{2026, 5, 10});
+        CHECK(log.prune(Date{2026, 5, 20}, 1) == 2); // keep_days below 8 acts as 8: the rebuild needs them
+        CHECK(log_days(dir, "gtr").front() == Date{2026, 5, 12});
+    }
+    fs::remove_all(dir);
+}

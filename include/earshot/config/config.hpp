@@ -108,6 +108,7 @@ struct Mixer {
 struct Dosimetry {
     int day_starts_min = 6 * 60; // local time the dose day starts, minutes after midnight ("06:00")
     int who_mode = 1;            // H.870 weekly allowance: 1 = 1.6 Pa^2 h, 2 = 0.51 Pa^2 h (75 dBA x 40 h)
+    int keep_days = 730;         // exposure-log retention in dose days, [8, 3650]
 };
 
 struct Config {

@@ -56,6 +56,9 @@ public:
     void clear_journal(const std::string& musician_id);
     /// fsyncs every open journal (shutdown).
     void sync();
+    /// Bounded disk use: deletes day files of every musician whose dose day is more than keep_days
+    /// before `today` (never the last 8 days, which the rebuild needs). Returns the files removed.
+    std::size_t prune(const Date& today, int keep_days);
 
     /// Rebuilds a musician's dose from the logs: rows of the last 8 dose days before `now`, then the
     /// journal's intervals (replayed with add(), so they reach the CSV with the next row).
