@@ -7,7 +7,8 @@
 
 namespace earshot::cli {
 int bench_main(int argc, char** argv);
-}
+int exposure_report_main(int argc, char** argv);
+} // namespace earshot::cli
 
 namespace {
 
@@ -19,6 +20,7 @@ void usage(std::FILE* f) {
                  "  render    run the engine over a multichannel WAV: one WAV per musician + report.json\n"
                  "  generate  write a synthetic band (click, drums, bass, vocal, ...) as a multichannel WAV\n"
                  "  bench     measure the engine on a generated workload (default: stage-32x16)\n"
+                 "  report    exposure logs as a table, CSV, JSON or an HTML page with charts\n"
                  "  version   print the version\n"
                  "\n"
                  "`earshot <command> --help` describes each command's options.\n");
@@ -35,6 +37,7 @@ int main(int argc, char** argv) {
     if (cmd == "render") return earshot::cli::render_main(argc - 1, argv + 1);
     if (cmd == "generate") return earshot::cli::generate_main(argc - 1, argv + 1);
     if (cmd == "bench") return earshot::cli::bench_main(argc - 1, argv + 1);
+    if (cmd == "report") return earshot::cli::exposure_report_main(argc - 1, argv + 1);
     if (cmd == "version" || cmd == "--version") {
         std::printf("earshot %s\n", EARSHOT_VERSION);
         return 0;

@@ -36,7 +36,7 @@ void LevelMeter::reset() noexcept {
 void LevelMeter::process(const float* x, uint32_t n) noexcept {
     double sum = 0.0, fmax = _iv.laf_max_ms, smax = _iv.las_max_ms, cpk = _iv.c_peak;
     double yf = _yf, ys = _ys, dither = _flip;
-    const double af = _alpha_f, as = _alpha_s;
+    const double af = _alpha_f, as = _alpha_s, kf = 1.0 - af, ks = 1.0 - as;
     const bool eardrum = _eardrum;
     for (uint32_t i = 0; i < n; ++i) {
         // Non-finite input counts as silence. The +-1e-25 offset keeps every recursion out of
@@ -48,8 +48,8 @@ void LevelMeter::process(const float* x, uint32_t n) noexcept {
         _w.cascade(v, a, c);
         const double sq = a * a;
         sum += sq;
-        yf += af * (sq - yf);
-        ys += as * (sq - ys);
+        yf = kf * yf + af * sq; // y += alpha (x^2 - y), with a shorter dependency chain
+        ys = ks * ys + as * sq;
         fmax = yf > fmax ? yf : fmax;
         smax = ys > smax ? ys : smax;
         const double ac = std::fabs(c);
@@ -104,7 +104,7 @@ struct Sec2 {
     }
     v2d run(v2d x) {
         const v2d y = b0 * x + z0;
-        z0 = b1 * x - a1 * y + z1;
+        z0 = (b1 * x + z1) - a1 * y; // the same operation order as AcWeighting::tdf2
         z1 = b2 * x - a2 * y;
         return y;
     }
@@ -112,6 +112,9 @@ struct Sec2 {
 
 inline v2d vmax(v2d a, v2d b) {
     return a > b ? a : b;
+}
+inline v2d vmin(v2d a, v2d b) {
+    return a < b ? a : b;
 }
 } // namespace
 
@@ -129,11 +132,13 @@ void LevelMeter::process_pair(LevelMeter& a, LevelMeter& b, const float* xa, con
     c1.load(a._w._c[1], a._w._zc[1], b._w._zc[1]);
     s0.load(a._w._a[0], a._w._za[0], b._w._za[0]);
     const v2d af = {a._alpha_f, a._alpha_f}, as = {a._alpha_s, a._alpha_s};
+    const v2d kf = 1.0 - af, ks = 1.0 - as;
     const v2d zero = {0.0, 0.0};
     v2d yf = {a._yf, b._yf}, ys = {a._ys, b._ys}, dither = {a._flip, b._flip};
     v2d sum = zero;
     v2d fmax = {a._iv.laf_max_ms, b._iv.laf_max_ms}, smax = {a._iv.las_max_ms, b._iv.las_max_ms};
-    v2d cpk = {a._iv.c_peak, b._iv.c_peak};
+    // C peak as the running max and min of c (two instructions), max(|c|) = max(cmax, -cmin).
+    v2d cmax = {a._iv.c_peak, b._iv.c_peak}, cmin = -cmax;
     for (uint32_t i = 0; i < n; ++i) {
         const v2d raw = {static_cast<double>(xa[i]), static_cast<double>(xb[i])};
         const v2d v = (raw - raw == 0.0 ? raw : zero) + dither; // non-finite -> 0, as sanitise()
@@ -142,16 +147,17 @@ void LevelMeter::process_pair(LevelMeter& a, LevelMeter& b, const float* xa, con
         const v2d w = s0.run(c);
         const v2d sq = w * w;
         sum += sq;
-        yf += af * (sq - yf);
-        ys += as * (sq - ys);
+        yf = kf * yf + af * sq;
+        ys = ks * ys + as * sq;
         fmax = vmax(fmax, yf);
         smax = vmax(smax, ys);
-        const v2d ac = c < 0.0 ? -c : c;
-        cpk = vmax(cpk, ac);
+        cmax = vmax(cmax, c);
+        cmin = vmin(cmin, c);
     }
     c0.store(a._w._zc[0], b._w._zc[0]);
     c1.store(a._w._zc[1], b._w._zc[1]);
     s0.store(a._w._za[0], b._w._za[0]);
+    const v2d cpk = vmax(cmax, -cmin);
     LevelMeter* m[2] = {&a, &b};
     for (int k = 0; k < 2; ++k) {
         LevelMeter& t = *m[k];

@@ -79,10 +79,11 @@ private:
     friend class LevelMeter; // runs the cascade itself (block-level hygiene, process_pair)
     static constexpr std::size_t nc = 2, na = 1; // sections in use: C, and A after C
 
-    // Transposed direct form II section.
+    // Transposed direct form II section. (b1 x + z1) does not wait for y: the loop-carried chain is
+    // one multiply and two adds.
     static double tdf2(const BiquadCoeffs& s, std::array<double, 2>& z, double x) noexcept {
         const double y = s.b0 * x + z[0];
-        z[0] = s.b1 * x - s.a1 * y + z[1];
+        z[0] = (s.b1 * x + z[1]) - s.a1 * y;
         z[1] = s.b2 * x - s.a2 * y;
         return y;
     }
