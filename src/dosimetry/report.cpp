@@ -264,14 +264,24 @@ std::string format_html(const ExposureReport& r) {
              "\" stroke-width=\"3\"/>";
         h += "<text x=\"" + fmt("%.0f", W - R - 60) + "\" y=\"" + fmt("%.1f", y(100) - 4) +
              "\" font-size=\"11\" fill=\"" + line100 + "\">100 dBA</text>";
+        // One polyline per stretch of contiguous rows: no line is drawn across a break (between
+        // shows, between days).
         std::string pts;
+        double prev_end = -1;
+        auto flush = [&] {
+            if (!pts.empty())
+                h += "<polyline fill=\"none\" stroke=\"" + std::string(level_col) +
+                     "\" stroke-width=\"3\" points=\"" + pts + "\"/>";
+            pts.clear();
+        };
         for (const LogRow& row : m.rows) {
+            if (prev_end >= 0 && row.start_utc - prev_end > 120.0) flush();
             const double lv = std::isfinite(row.laeq_dba) ? row.laeq_dba : 40.0;
             pts += fmt("%.1f", x(row.start_utc)) + "," + fmt("%.1f", y(lv)) + " " +
                    fmt("%.1f", x(row.start_utc + row.duration_s)) + "," + fmt("%.1f", y(lv)) + " ";
+            prev_end = row.start_utc + row.duration_s;
         }
-        h += "<polyline fill=\"none\" stroke=\"" + std::string(level_col) +
-             "\" stroke-width=\"3\" points=\"" + pts + "\"/>";
+        flush();
         h += "<text x=\"" + fmt("%.0f", L) + "\" y=\"" + fmt("%.0f", H - 8) + "\" font-size=\"11\">" +
              html_escape(iso_utc(static_cast<std::time_t>(t0))) + "</text><text x=\"" +
              fmt("%.0f", W - R - 130) + "\" y=\"" + fmt("%.0f", H - 8) + "\" font-size=\"11\">" +
