@@ -29,7 +29,7 @@ int exposure_report_main(int argc, char** argv) {
     dosimetry::ReportOptions o;
     std::string format, output;
     int days = 7;
-    bool have_from = false, have_to = false;
+    bool have_days = false, have_from = false, have_to = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> const char* {
@@ -51,6 +51,7 @@ int exposure_report_main(int argc, char** argv) {
             char* end = nullptr;
             const char* v = value();
             days = static_cast<int>(std::strtol(v, &end, 10));
+            have_days = true;
             if (*end || days < 1 || days > 3650) {
                 std::fprintf(stderr, "earshot report: --days: '%s' is not a number of days in [1, 3650]\n",
                              v);
@@ -88,6 +89,10 @@ int exposure_report_main(int argc, char** argv) {
             report_usage(stderr);
             return 2;
         }
+    }
+    if (have_days && have_from) {
+        std::fprintf(stderr, "earshot report: give either --days or --from/--to\n");
+        return 2;
     }
     if (have_from != have_to) {
         std::fprintf(stderr, "earshot report: --from and --to go together\n");
