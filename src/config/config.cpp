@@ -1,7 +1,15 @@
 #include "earshot/config/config.hpp"
 #include "earshot/config/loader.hpp"
 
+#include <regex>
+
 namespace earshot::config {
+
+bool connect_matches(const ConnectRule& rule, const std::string& port) {
+    if (!rule.is_regex) return port == rule.pattern;
+    // The loader has compiled every regex once, so this does not throw for a loaded Config.
+    return std::regex_match(port, std::regex(rule.pattern, std::regex::ECMAScript));
+}
 
 int Config::input_index(const std::string& id) const noexcept {
     for (std::size_t i = 0; i < inputs.size(); ++i)

@@ -6,12 +6,16 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <locale>
+#include <map>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 
 namespace earshot::config {
 
@@ -34,29 +38,78 @@ std::size_t distance(const std::string& a, const std::string& b) {
     return d[a.size()][b.size()];
 }
 
+// The closest option, if it is close enough to be a likely typo: at most 2 edits, and at most one
+// edit per three characters of the option (so "xy" does not suggest "id").
 std::string suggest(const std::string& word, const std::vector<std::string>& options) {
     std::string best;
-    std::size_t bd = 3;
+    std::size_t best_d = 3;
     for (const std::string& o : options) {
+        const std::size_t len_diff = word.size() > o.size() ? word.size() - o.size() : o.size() - word.size();
+        if (len_diff > 2) continue; // the distance is at least the length difference
         const std::size_t d = distance(word, o);
-        if (d < bd || (d == bd && best.empty() && d <= 2)) {
-            bd = d;
+        const std::size_t limit = std::min<std::size_t>(2, std::max<std::size_t>(1, o.size() / 3));
+        if (d <= limit && d < best_d) {
+            best_d = d;
             best = o;
         }
     }
-    return bd <= 2 ? best : std::string();
+    return best;
 }
 
 std::string fmt_num(double v) {
     if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
     std::ostringstream o;
+    o.imbue(std::locale::classic());
     o << v;
     return o.str();
+}
+
+// A finite decimal number ("-6", "+0.5", "1e2"), independent of the process locale (a daemon
+// running under a locale with a decimal comma must read "0.5" all the same).
+bool parse_number(const std::string& s, double& out) {
+    const char* first = s.data();
+    const char* last = s.data() + s.size();
+    if (first != last && *first == '+') { // YAML allows a leading '+'; from_chars does not
+        ++first;
+        if (first != last && *first == '-') return false; // "+-5"
+    }
+    const auto [end, ec] = std::from_chars(first, last, out, std::chars_format::general);
+    return ec == std::errc() && end == last && std::isfinite(out);
+}
+
+// libstdc++'s regex compiler accumulates the digits of a repetition count ("x{123}") or of a
+// back-reference ("\12") in a `long` with no overflow check: a long digit run is undefined
+// behaviour there (found by tests/fuzz). Such patterns are refused before they reach std::regex.
+// Conservative: any run of more than 9 digits after a backslash or inside braces.
+bool regex_number_too_long(const std::string& re) {
+    const auto digits_at = [&re](std::size_t i) {
+        std::size_t n = 0;
+        while (i + n < re.size() && re[i + n] >= '0' && re[i + n] <= '9') ++n;
+        return n;
+    };
+    bool in_brace = false;
+    for (std::size_t i = 0; i < re.size(); ++i) {
+        const char c = re[i];
+        if (c == '\\') {
+            if (digits_at(i + 1) > 9) return true;
+            ++i; // skip the escaped character
+        } else if (c == '{') {
+            in_brace = true;
+        } else if (c == '}') {
+            in_brace = false;
+        } else if (in_brace && digits_at(i) > 9) {
+            return true;
+        }
+    }
+    return false;
 }
 
 struct Ctx {
     std::string file;
     std::vector<ConfigError> errors;
+    std::vector<std::string> rejected_inputs;    // ids of input entries that were reported and dropped
+    std::map<std::string, int> input_id_line;    // accepted input id -> 1-based line of its `id:` value
+    std::map<std::string, int> musician_id_line; // the same for musicians
 
     void error(const YAML::Mark& m, const std::string& path, const std::string& msg) {
         ConfigError e;
@@ -71,10 +124,33 @@ struct Ctx {
         error(n.Mark(), path, msg);
     }
 
-    // Unknown keys in a mapping, with a suggestion among the allowed ones.
+    // A key written twice in one mapping: yaml-cpp keeps both and lookups see only the first, so the
+    // second would be ignored silently. Returns true when `key`, the index-th entry of `map`,
+    // repeats an earlier key (compared by text, so an alias of an earlier key counts too).
+    bool duplicate_key(const YAML::Node& map, std::size_t index, const YAML::Node& key,
+                       const std::string& path) {
+        std::size_t i = 0;
+        for (auto it = map.begin(); it != map.end() && i < index; ++it, ++i) {
+            if (it->first.IsScalar() && it->first.Scalar() == key.Scalar()) {
+                error(key, path,
+                      "duplicate key '" + key.Scalar() + "' (first defined at line " +
+                          std::to_string(it->first.Mark().line + 1) + ")");
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // Unknown and duplicate keys in a mapping, with a suggestion among the allowed ones.
     void check_keys(const YAML::Node& map, const std::string& path, const std::vector<std::string>& allowed) {
-        for (auto it = map.begin(); it != map.end(); ++it) {
+        std::size_t index = 0;
+        for (auto it = map.begin(); it != map.end(); ++it, ++index) {
             const std::string k = it->first.Scalar();
+            if (!it->first.IsScalar()) {
+                error(it->first, path, "expected a key name" + got(it->first));
+                continue;
+            }
+            if (duplicate_key(map, index, it->first, path.empty() ? k : path + "." + k)) continue;
             if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
             std::string msg = "unknown key '" + k + "'";
             const std::string s = suggest(k, allowed);
@@ -110,9 +186,10 @@ struct Ctx {
     void number(const YAML::Node& parent, const std::string& key, const std::string& path,
                 std::string_view spec_key, double& out) {
         const ParamSpec* spec = find_param(spec_key);
+        if (spec == nullptr) throw std::logic_error("config: no parameter spec for " + std::string(spec_key));
         const YAML::Node n = parent[key];
         if (!n) {
-            if (spec && spec->required) {
+            if (spec->required) {
                 const std::size_t dot = path.rfind('.');
                 error(parent, dot == std::string::npos ? std::string() : path.substr(0, dot),
                       "missing required key '" + key + "'");
@@ -124,22 +201,18 @@ struct Ctx {
             return;
         }
         const std::string s = n.Scalar();
-        if (spec && spec->allows_off && (s == "off" || s == "-inf")) {
+        if (spec->allows_off && (s == "off" || s == "-inf")) {
             out = neg_inf;
             return;
         }
         double v = 0;
-        try {
-            std::size_t used = 0;
-            v = std::stod(s, &used);
-            if (used != s.size() || !std::isfinite(v)) throw std::invalid_argument(s);
-        } catch (const std::exception&) {
+        if (!parse_number(s, v)) {
             error(n, path,
-                  "expected a number" + std::string(spec && spec->allows_off ? " or 'off'" : "") + ", got '" +
-                      s + "'");
+                  "expected a number" + std::string(spec->allows_off ? " or 'off'" : "") + ", got '" + s +
+                      "'");
             return;
         }
-        if (spec && (v < spec->min || v > spec->max)) {
+        if (v < spec->min || v > spec->max) {
             std::string unit = spec->unit.empty() ? "" : " " + std::string(spec->unit);
             std::string msg =
                 s + " is out of range [" + fmt_num(spec->min) + ", " + fmt_num(spec->max) + "]" + unit;
@@ -186,13 +259,15 @@ struct Ctx {
             error(parent, path, "missing required key 'id'");
             return false;
         }
-        if (!n.IsScalar() || n.Scalar().empty() || n.Scalar().size() > 32 ||
+        if (!n.IsScalar()) {
+            error(n, path + ".id", "expected an id ([a-z0-9_-], 1 to 32 characters)" + got(n));
+            return false;
+        }
+        if (n.Scalar().empty() || n.Scalar().size() > 32 ||
             !std::all_of(n.Scalar().begin(), n.Scalar().end(), [](char c) {
                 return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
             })) {
-            error(n, path + ".id",
-                  "'" + (n.IsScalar() ? n.Scalar() : std::string("?")) +
-                      "' is not a valid id ([a-z0-9_-], 1 to 32 characters)");
+            error(n, path + ".id", "'" + n.Scalar() + "' is not a valid id ([a-z0-9_-], 1 to 32 characters)");
             return false;
         }
         out = n.Scalar();
@@ -227,6 +302,16 @@ struct Ctx {
             if (s.size() >= 2 && s.front() == '/' && s.back() == '/') {
                 r.is_regex = true;
                 r.pattern = s.substr(1, s.size() - 2);
+                if (r.pattern.empty()) {
+                    error(e, ep, "empty regular expression //");
+                    continue;
+                }
+                if (regex_number_too_long(r.pattern)) {
+                    error(e, ep,
+                          "invalid regular expression /" + r.pattern +
+                              "/: a repetition count or back-reference has more than 9 digits");
+                    continue;
+                }
                 try {
                     std::regex re(r.pattern, std::regex::ECMAScript);
                 } catch (const std::regex_error& ex) {
@@ -257,8 +342,12 @@ void load_inputs(Ctx& cx, const YAML::Node& root, Config& c) {
         cx.check_keys(e, p, {"id", "connect", "measurement"});
         Input in;
         in.mark = Mark{cx.file, e.Mark().line + 1, e.Mark().column + 1};
-        if (!cx.id(e, p, in.id)) continue;
-        cx.connect(e, p, in.connect, 1000);
+        if (!cx.id(e, p, in.id)) {
+            if (const YAML::Node idn = e["id"]; idn && idn.IsScalar())
+                cx.rejected_inputs.push_back(idn.Scalar());
+            continue;
+        }
+        cx.connect(e, p, in.connect, std::numeric_limits<std::size_t>::max()); // any number of sources
         if (const YAML::Node m = e["measurement"]; m && cx.is_map(m, p + ".measurement")) {
             const std::string mp = p + ".measurement";
             cx.check_keys(m, mp, {"sine_dbfs", "db_spl"});
@@ -267,14 +356,15 @@ void load_inputs(Ctx& cx, const YAML::Node& root, Config& c) {
             cx.number(m, "db_spl", mp + ".db_spl", "inputs[].measurement.db_spl", ms.db_spl);
             in.measurement = ms;
         }
-        for (const Input& o : c.inputs)
-            if (o.id == in.id) {
-                cx.error(e["id"], p + ".id",
-                         "duplicate input id '" + in.id + "' (first defined at line " +
-                             std::to_string(o.mark.line) + ")");
-                in.id.clear();
-            }
-        if (!in.id.empty()) c.inputs.push_back(in);
+        const YAML::Node idn = e["id"];
+        if (const auto first = cx.input_id_line.find(in.id); first != cx.input_id_line.end()) {
+            cx.error(idn, p + ".id",
+                     "duplicate input id '" + in.id + "' (first defined at line " +
+                         std::to_string(first->second) + ")");
+            continue;
+        }
+        cx.input_id_line.emplace(in.id, idn.Mark().line + 1);
+        c.inputs.push_back(std::move(in));
     }
 }
 
@@ -336,10 +426,20 @@ void load_musician(Ctx& cx, const YAML::Node& e, const std::string& p, Config& c
         cx.check_keys(mix, mp, {"master_db", "sends"});
         cx.number(mix, "master_db", mp + ".master_db", "musicians[].mix.master_db", m.mix.master_db);
         if (const YAML::Node sends = mix["sends"]; sends && cx.is_map(sends, mp + ".sends")) {
-            for (auto it = sends.begin(); it != sends.end(); ++it) {
+            std::size_t index = 0;
+            for (auto it = sends.begin(); it != sends.end(); ++it, ++index) {
                 const std::string in = it->first.Scalar();
                 const std::string sp = mp + ".sends." + in;
+                if (!it->first.IsScalar()) {
+                    cx.error(it->first, mp + ".sends", "expected an input id" + Ctx::got(it->first));
+                    continue;
+                }
+                if (cx.duplicate_key(sends, index, it->first, sp)) continue;
                 if (std::find(input_ids.begin(), input_ids.end(), in) == input_ids.end()) {
+                    // An input whose own entry was rejected (bad or duplicate id) already has its error.
+                    if (std::find(cx.rejected_inputs.begin(), cx.rejected_inputs.end(), in) !=
+                        cx.rejected_inputs.end())
+                        continue;
                     std::string msg = "unknown input '" + in + "'";
                     const std::string s = suggest(in, input_ids);
                     if (!s.empty()) msg += " (did you mean '" + s + "'?)";
@@ -390,13 +490,14 @@ void load_musician(Ctx& cx, const YAML::Node& e, const std::string& p, Config& c
         m.ambient = a;
     }
     if (!id_ok) return;
-    for (const Musician& o : c.musicians)
-        if (o.id == m.id) {
-            cx.error(e["id"], p + ".id",
-                     "duplicate musician id '" + m.id + "' (first defined at line " +
-                         std::to_string(o.mark.line) + ")");
-            return;
-        }
+    const YAML::Node idn = e["id"];
+    if (const auto first = cx.musician_id_line.find(m.id); first != cx.musician_id_line.end()) {
+        cx.error(idn, p + ".id",
+                 "duplicate musician id '" + m.id + "' (first defined at line " +
+                     std::to_string(first->second) + ")");
+        return;
+    }
+    cx.musician_id_line.emplace(m.id, idn.Mark().line + 1);
     c.musicians.push_back(std::move(m));
 }
 

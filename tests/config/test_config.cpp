@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 using namespace earshot::config;
@@ -106,6 +107,12 @@ TEST_CASE("defaults, off gains and regex connects", "[config]") {
     CHECK(m.channels() == 1);
     CHECK(m.connect[0].is_regex);
     CHECK(m.connect[0].pattern == "^system:playback_[0-9]+$");
+    CHECK(connect_matches(m.connect[0], "system:playback_12"));
+    CHECK_FALSE(connect_matches(m.connect[0], "system:playback_1x"));
+    CHECK(connect_matches(ConnectRule{"system:capture_1", false}, "system:capture_1"));
+    CHECK_FALSE(connect_matches(ConnectRule{"system:capture_1", false}, "system:capture_10"));
+    CHECK_FALSE(connect_matches(ConnectRule{"capture", true}, "system:capture_1")); // whole name only
+    CHECK(connect_matches(ConnectRule{".*capture.*", true}, "system:capture_1"));
     CHECK(std::isinf(m.mix.master_db));
     CHECK(std::isinf(m.mix.sends[0].gain_db));
     CHECK(m.mix.sends[1].gain_db == 0.0);
@@ -115,6 +122,25 @@ TEST_CASE("defaults, off gains and regex connects", "[config]") {
     CHECK(m.protection.release_ms == 80);
     CHECK_FALSE(m.protection.max_laeq_1s_dba.has_value());
     CHECK(ceiling_dbfs(m) == Approx(110 - 117.0103).margin(1e-4));
+    CHECK(m.name == "bass"); // the name defaults to the id
+    CHECK(c.mixer.startup_ramp_ms == 2000);
+    CHECK(c.input_index("vocal") == 1);
+    CHECK(c.input_index("vox") == -1);
+    CHECK(c.musician_index("bass") == 0);
+    CHECK(c.musician_index("drums") == -1);
+}
+
+TEST_CASE("error formatting", "[config]") {
+    ConfigError e{"a.yaml", 3, 7, "inputs[0].id", "bad"};
+    CHECK(e.format() == "a.yaml:3:7: inputs[0].id: bad");
+    e.key_path.clear();
+    CHECK(e.format() == "a.yaml:3:7: bad");
+    e.line = 0;
+    CHECK(e.format() == "a.yaml: bad");
+    const ConfigErrors all(
+        {ConfigError{"a.yaml", 1, 1, "x", "one"}, ConfigError{"a.yaml", 2, 5, "y", "two"}});
+    CHECK(std::string(all.what()) == "a.yaml:1:1: x: one\na.yaml:2:5: y: two");
+    CHECK(all.errors().size() == 2);
 }
 
 TEST_CASE("each kind of mistake: message, line and column", "[config]") {
@@ -157,6 +183,25 @@ TEST_CASE("each kind of mistake: message, line and column", "[config]") {
         expect_one("version: 1\ninputs:\n  - id: a\n    connect: [\"/system:(capture/\"]\n", 4, 15,
                    "inputs[0].connect[0]: invalid regular expression /system:(capture/");
     }
+    SECTION("regex with a huge repetition count (undefined behaviour in std::regex)") {
+        expect_one("version: 1\ninputs:\n  - id: a\n    connect: [\"/x{03333333333333333333333,3}/\"]\n", 4,
+                   15,
+                   "inputs[0].connect[0]: invalid regular expression /x{03333333333333333333333,3}/: a "
+                   "repetition count or back-reference has more than 9 digits");
+        expect_one("version: 1\ninputs:\n  - id: a\n    connect: ['/(a)\\12345678901/']\n", 4, 15,
+                   "more than 9 digits");
+        // nine digits are fine for the check; std::regex itself then refuses the size
+        expect_one("version: 1\ninputs:\n  - id: a\n    connect: [\"/x{999999999}/\"]\n", 4, 15,
+                   "inputs[0].connect[0]: invalid regular expression /x{999999999}/: ");
+        CHECK(load_string("version: 1\ninputs:\n  - id: a\n    connect: [\"/system:capture_[0-9]{1,2}/\"]\n")
+                  .inputs[0]
+                  .connect[0]
+                  .is_regex);
+    }
+    SECTION("empty regex") {
+        expect_one("version: 1\ninputs:\n  - id: a\n    connect: [system:capture_1, //]\n", 4, 33,
+                   "inputs[0].connect[1]: empty regular expression //");
+    }
     SECTION("pan on a mono output") {
         expect_one(head + "  - id: a\n    output: mono\n    protection: { peak_ceiling_db_spl: 110 }\n    "
                           "mix:\n      sends:\n        vocal: { pan: 0.5 }\n",
@@ -183,10 +228,70 @@ TEST_CASE("each kind of mistake: message, line and column", "[config]") {
                    13, "musicians[0].output: expected 'mono' or 'stereo', got 'quad'");
     }
     SECTION("YAML syntax error") {
-        const auto e = errors_of("version: 1\ninputs: [a\n  b: c\n");
+        expect_one("version: 1\ninputs: [a\n  b: c\n", 3, 4,
+                   "t.yaml:3:4: YAML syntax error: end of sequence flow not found");
+    }
+    SECTION("duplicate musician id") {
+        expect_one(head + "  - id: a\n    protection: { peak_ceiling_db_spl: 110 }\n  - protection: { "
+                          "peak_ceiling_db_spl: 110 }\n    id: a\n",
+                   9, 9, "musicians[1].id: duplicate musician id 'a' (first defined at line 6)");
+    }
+    SECTION("a key written twice in one mapping") {
+        expect_one(head + "  - id: a\n    protection: { peak_ceiling_db_spl: 110 }\n    output: mono\n    "
+                          "output: stereo\n",
+                   9, 5, "musicians[0].output: duplicate key 'output' (first defined at line 8)");
+    }
+    SECTION("a key repeated through an alias") {
+        // yaml-cpp gives an alias the node (and so the position) of its anchor
+        expect_one("version: 1\ninputs: [{id: a}]\njack: { &k client_name: x, *k : y }\n", 3, 9,
+                   "jack.client_name: duplicate key 'client_name' (first defined at line 3)");
+    }
+    SECTION("a send written twice") {
+        expect_one(head + "  - id: a\n    protection: { peak_ceiling_db_spl: 110 }\n    mix:\n      sends:\n"
+                          "        vocal: { gain_db: -3 }\n        vocal: { gain_db: 0 }\n",
+                   11, 9, "musicians[0].mix.sends.vocal: duplicate key 'vocal' (first defined at line 10)");
+    }
+    SECTION("unknown key with nothing close lists the allowed keys") {
+        expect_one("version: 1\njack: { port_prefix: x }\ninputs: [{id: a}]\n", 2, 9,
+                   "jack.port_prefix: unknown key 'port_prefix' (allowed: client_name)");
+    }
+    SECTION("a short unknown key gets no far-fetched suggestion") {
+        const auto e = errors_of("version: 1\ninputs: [{id: a, xy: 1}]\n");
         REQUIRE(e.size() == 1);
-        CHECK(e[0].line >= 2);
-        CHECK(e[0].format().find("YAML syntax error") != std::string::npos);
+        CHECK(e[0].message.find("did you mean") == std::string::npos);
+    }
+    SECTION("too many connect entries on a stereo output") {
+        expect_one(head + "  - id: a\n    connect: [a, b, c]\n    protection: { peak_ceiling_db_spl: 110 }\n",
+                   7, 14, "musicians[0].connect: 3 entries, but this output has 2 channel(s)");
+    }
+    SECTION("bad JACK client name") {
+        expect_one(
+            "version: 1\njack:\n  client_name: my client\ninputs: [{id: a}]\n", 3, 16,
+            "jack.client_name: 'my client' is not a valid client name ([A-Za-z0-9_-], 1 to 32 characters)");
+    }
+    SECTION("no inputs") {
+        expect_one("version: 1\ninputs: []\n", 2, 9, "inputs: 0 inputs: between 1 and 256 allowed");
+        expect_one("version: 1\nmusicians: []\n", 1, 1, "t.yaml:1:1: missing required key 'inputs'");
+    }
+    SECTION("a number that is not finite or not representable") {
+        expect_one(head + "  - id: a\n    protection: { peak_ceiling_db_spl: .nan }\n", 7, 40,
+                   "expected a number, got '.nan'");
+        expect_one(head + "  - id: a\n    protection: { peak_ceiling_db_spl: 1e400 }\n", 7, 40,
+                   "expected a number, got '1e400'");
+        expect_one(head + "  - id: a\n    protection: { peak_ceiling_db_spl: off }\n", 7, 40,
+                   "expected a number, got 'off'");
+    }
+    SECTION("a non-integer version") {
+        expect_one("version: 1.5\ninputs: [{id: a}]\n", 1, 10, "version: 1.5 is not supported (must be 1)");
+    }
+    SECTION("an id that is not a string") {
+        expect_one("version: 1\ninputs:\n  - id: [a, b]\n", 3, 9,
+                   "inputs[0].id: expected an id ([a-z0-9_-], 1 to 32 characters), got a list");
+    }
+    SECTION("a send to a rejected input reports the input only") {
+        expect_one("version: 1\ninputs:\n  - id: Vox\nmusicians:\n  - id: a\n    protection: { "
+                   "peak_ceiling_db_spl: 110 }\n    mix: { sends: { Vox: { gain_db: 0 } } }\n",
+                   3, 9, "inputs[0].id: 'Vox' is not a valid id");
     }
     SECTION("file not found") {
         try {
@@ -230,6 +335,54 @@ musicians:
     }
 }
 
+TEST_CASE("errors are sorted by position, not by the order they are found", "[config]") {
+    // Inputs are validated before musicians, but here the musicians come first in the file.
+    const auto e = errors_of(R"(version: 1
+musicians:
+  - id: a
+    protection: { peak_ceiling_db_spl: 150 }
+inputs:
+  - id: Bad
+jack: { client_name: "" }
+)");
+    REQUIRE(e.size() == 3);
+    CHECK(e[0].line == 4);
+    CHECK(e[0].key_path == "musicians[0].protection.peak_ceiling_db_spl");
+    CHECK(e[1].line == 6);
+    CHECK(e[1].key_path == "inputs[0].id");
+    CHECK(e[2].line == 7);
+    CHECK(e[2].key_path == "jack.client_name");
+}
+
+TEST_CASE("limits on list sizes", "[config]") {
+    std::string yaml = "version: 1\ninputs: [{id: a}]\nmusicians:\n";
+    for (int i = 0; i < 65; ++i)
+        yaml += "  - { id: m" + std::to_string(i) + ", protection: { peak_ceiling_db_spl: 110 } }\n";
+    expect_one(yaml, 4, 3, "musicians: 65 musicians: at most 64 allowed");
+    std::string inputs = "version: 1\ninputs:\n";
+    for (int i = 0; i < 257; ++i) inputs += "  - id: in" + std::to_string(i) + "\n";
+    expect_one(inputs, 3, 3, "inputs: 257 inputs: between 1 and 256 allowed");
+    inputs = "version: 1\ninputs:\n  - id: a\n    connect: [";
+    for (int i = 0; i < 40; ++i)
+        inputs += std::string(i ? ", " : "") + "\"system:capture_" + std::to_string(i) + "\"";
+    inputs += "]\n";
+    CHECK(load_string(inputs).inputs[0].connect.size() == 40); // inputs take any number of sources
+}
+
+TEST_CASE("reference: eardrum is accepted", "[config]") {
+    const Config c = load_string(head + R"(  - id: a
+    calibration: { sine_dbfs: -12, db_spl: 100, reference: eardrum }
+    protection: { peak_ceiling_db_spl: 120 }
+)");
+    const Musician& m = c.musicians[0];
+    CHECK(m.calibration.reference == Reference::eardrum);
+    CHECK(calibration_offset_db(m.calibration) == Approx(115.0103).margin(1e-4));
+    CHECK(ceiling_dbfs(m) == 0.0); // 120 dB SPL would be +4.99 dBFS: capped at full scale
+    expect_one(head + "  - id: a\n    calibration: { reference: coupler }\n    protection: { "
+                      "peak_ceiling_db_spl: 110 }\n",
+               7, 31, "musicians[0].calibration.reference: expected 'field' or 'eardrum', got 'coupler'");
+}
+
 TEST_CASE("the example configs load", "[config]") {
     for (const char* f : {"club-4piece.yaml", "stage-32x16.yaml", "band-render.yaml"}) {
         const std::string path = std::string(EARSHOT_SOURCE_DIR) + "/configs/" + f;
@@ -244,7 +397,21 @@ TEST_CASE("the example configs load", "[config]") {
         if (std::string(f) == "stage-32x16.yaml") {
             CHECK(c.inputs.size() == 32);
             CHECK(c.musicians.size() == 16);
-            for (const Musician& m : c.musicians) CHECK(m.mix.sends.size() == 32);
+            for (const Musician& m : c.musicians) {
+                INFO(m.id);
+                CHECK(m.output == OutputKind::stereo);
+                CHECK(m.protection.max_laeq_1s_dba.has_value());
+                CHECK(std::isfinite(m.mix.master_db));
+                REQUIRE(m.mix.sends.size() == 32); // every input, each active
+                for (const Send& s : m.mix.sends) CHECK((std::isfinite(s.gain_db) && !s.mute));
+            }
+        }
+        if (std::string(f) == "club-4piece.yaml") {
+            REQUIRE(c.musicians.size() == 4);
+            const Musician& gtr = c.musicians[static_cast<std::size_t>(c.musician_index("guitar"))];
+            CHECK(gtr.output == OutputKind::mono);
+            for (const Musician& m : c.musicians)
+                CHECK((m.protection.peak_ceiling_db_spl >= 110 && m.protection.peak_ceiling_db_spl <= 115));
         }
         if (std::string(f) == "band-render.yaml") {
             REQUIRE(c.inputs.size() == 4);
@@ -252,6 +419,64 @@ TEST_CASE("the example configs load", "[config]") {
             CHECK(c.inputs[3].id == "vocal");
         }
     }
+}
+
+TEST_CASE("the table's defaults are the defaults a loaded config gets", "[config]") {
+    // A config that writes nothing optional: every value is the loader's default.
+    const Config c = load_string(R"(version: 1
+inputs:
+  - id: a
+  - id: mic
+    measurement: {}
+musicians:
+  - id: m
+    protection: { peak_ceiling_db_spl: 110 }
+    ambient: { input: mic }
+    mix: { sends: { a: } }
+)");
+    const Musician& m = c.musicians[0];
+    const std::map<std::string, double> loaded = {
+        {"mixer.ramp_ms", c.mixer.ramp_ms},
+        {"mixer.startup_ramp_ms", c.mixer.startup_ramp_ms},
+        {"musicians[].calibration.sine_dbfs", m.calibration.sine_dbfs},
+        {"musicians[].calibration.db_spl", m.calibration.db_spl},
+        {"musicians[].protection.lookahead_ms", m.protection.lookahead_ms},
+        {"musicians[].protection.release_ms", m.protection.release_ms},
+        {"inputs[].measurement.sine_dbfs", c.inputs[1].measurement->sine_dbfs},
+        {"inputs[].measurement.db_spl", c.inputs[1].measurement->db_spl},
+        {"musicians[].ambient.isolation_db", m.ambient->isolation_db},
+        {"dosimetry.keep_days", c.dosimetry.keep_days},
+        {"dosimetry.who_mode", c.dosimetry.who_mode},
+        {"musicians[].mix.master_db", m.mix.master_db},
+        {"musicians[].mix.sends.<input>.gain_db", m.mix.sends[0].gain_db},
+        {"musicians[].mix.sends.<input>.pan", m.mix.sends[0].pan},
+    };
+    for (const ParamSpec& p : param_table()) {
+        INFO(p.key);
+        CHECK(p.min <= p.max);
+        if (std::isnan(p.def)) {
+            // no default: required, or optional with "not set" meaning off
+            CHECK((p.required || p.key == "musicians[].protection.max_laeq_1s_dba"));
+            continue;
+        }
+        CHECK((p.def >= p.min && p.def <= p.max));
+        const auto it = loaded.find(std::string(p.key));
+        REQUIRE(it != loaded.end());
+        CHECK(it->second == p.def);
+    }
+    CHECK_FALSE(m.protection.max_laeq_1s_dba.has_value());
+}
+
+TEST_CASE("number syntax", "[config]") {
+    const std::string pre =
+        head + "  - id: a\n    protection: { peak_ceiling_db_spl: 110 }\n    mix: { master_db: ";
+    CHECK(load_string(pre + "+6 }\n").musicians[0].mix.master_db == 6.0);
+    CHECK(load_string(pre + "-1.5e1 }\n").musicians[0].mix.master_db == -15.0);
+    CHECK(load_string(pre + "\"-3\" }\n").musicians[0].mix.master_db == -3.0);
+    expect_one(pre + "\"1,5\" }\n", 8, 23, "expected a number or 'off', got '1,5'");
+    expect_one(pre + "0x10 }\n", 8, 23, "expected a number or 'off', got '0x10'");
+    expect_one(pre + "+-3 }\n", 8, 23, "expected a number or 'off', got '+-3'");
+    expect_one(pre + "6 dB }\n", 8, 23, "expected a number or 'off', got '6 dB'");
 }
 
 TEST_CASE("every parameter of the table is documented", "[config]") {

@@ -1,30 +1,70 @@
 #!/usr/bin/env bash
-# Builds a libFuzzer target with clang (ASan + UBSan) and runs it for SECONDS on a copy of its seed
-# corpus. Exits non-zero when the fuzzer finds a crash. Usage: run_fuzz.sh TARGET SECONDS
-# Targets: config (the YAML loader).
+# Builds a libFuzzer target with clang (ASan + UBSan) in a temporary directory and runs it for
+# SECONDS on a copy of its seed corpus (tests/fuzz/corpus/TARGET, plus the example configs for
+# `config`). Exits 0 when the run ends without a finding, non-zero when the fuzzer finds a crash,
+# a sanitizer report, a hang (> 5 s per input) or runaway memory.
+#
+#   tests/fuzz/run_fuzz.sh TARGET SECONDS      e.g.  tests/fuzz/run_fuzz.sh config 60
+#
+# Targets: config (the YAML loader, tests/fuzz/fuzz_config.cpp). To add a parser: write
+# tests/fuzz/fuzz_<name>.cpp, seed tests/fuzz/corpus/<name>/, and add a case below.
+# Environment: FUZZ_CXX (default clang++-14); FUZZ_ARTIFACTS (default ./fuzz-artifacts), where the
+# inputs of findings and the full log are kept when the run fails.
 set -euo pipefail
-target=${1:?target}
-seconds=${2:-30}
+
+usage() { echo "usage: $0 TARGET SECONDS   (targets: config)" >&2; exit 2; }
+[ $# -eq 2 ] || usage
+target=$1
+seconds=$2
+[[ "$seconds" =~ ^[0-9]+$ ]] || usage
+
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-work=$(mktemp -d /tmp/earshot-fuzz-"$target".XXXXXX)
-trap 'rm -rf "$work"' EXIT
+artifacts=${FUZZ_ARTIFACTS:-$PWD/fuzz-artifacts}
+cxx=${FUZZ_CXX:-clang++-14}
 
-CXX=${FUZZ_CXX:-clang++-14}
-flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$root/include")
 case "$target" in
   config)
     srcs=("$root"/src/config/*.cpp "$here/fuzz_config.cpp")
-    libs=($(pkg-config --cflags --libs yaml-cpp))
+    read -r -a libs <<<"$(pkg-config --cflags --libs yaml-cpp)"
+    extra_seeds=("$root"/configs/*.yaml)
     ;;
-  *) echo "unknown fuzz target '$target'" >&2; exit 2 ;;
+  *) echo "unknown fuzz target '$target'" >&2; usage ;;
 esac
-"$CXX" "${flags[@]}" "${srcs[@]}" "${libs[@]}" -o "$work/fuzz-$target"
-mkdir -p "$work/corpus"
-cp "$here/corpus/$target"/* "$work/corpus/" 2>/dev/null || true
-[ "$target" = config ] && cp "$root"/configs/*.yaml "$work/corpus/"
-cd "$work"
-# -max_len keeps each run fast; -timeout flags hangs; a crash writes crash-* and exits non-zero.
-"./fuzz-$target" -max_total_time="$seconds" -max_len=4096 -timeout=5 -rss_limit_mb=2048 \
-  -print_final_stats=1 corpus 2>&1 | tail -n 15
-echo "fuzz-$target: no crash in ${seconds}s"
+
+command -v "$cxx" >/dev/null || {
+  echo "$cxx not found (apt-get install clang-14 libclang-rt-14-dev)" >&2
+  exit 2
+}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/earshot-fuzz-$target.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+echo "building fuzz-$target with $cxx"
+"$cxx" -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -I"$root/include" "${srcs[@]}" "${libs[@]}" -o "$work/fuzz-$target"
+
+mkdir -p "$work/corpus" "$work/findings"
+cp "$here/corpus/$target"/* "$work/corpus/"
+cp "${extra_seeds[@]}" "$work/corpus/"
+
+echo "running fuzz-$target for ${seconds}s on $(find "$work/corpus" -type f | wc -l) seeds"
+status=0
+# -max_len keeps each execution short; -timeout turns a hang into a finding; findings are written
+# to $work/findings/ (crash-*, timeout-*, oom-*, leak-*).
+(cd "$work" && "./fuzz-$target" -max_total_time="$seconds" -max_len=4096 -timeout=5 -rss_limit_mb=2048 \
+  -print_final_stats=1 -artifact_prefix="$work/findings/" corpus >"$work/fuzz.log" 2>&1) || status=$?
+
+grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|stat::peak_rss_mb)' \
+  "$work/fuzz.log" || true
+
+if [ "$status" -ne 0 ] || [ -n "$(ls -A "$work/findings")" ]; then
+  mkdir -p "$artifacts"
+  cp "$work/fuzz.log" "$artifacts/fuzz-$target.log"
+  cp "$work"/findings/* "$artifacts/" 2>/dev/null || true
+  tail -n 60 "$work/fuzz.log" >&2
+  echo "fuzz-$target: FOUND A PROBLEM (exit $status); log and inputs in $artifacts" >&2
+  [ "$status" -ne 0 ] || status=1
+  exit "$status"
+fi
+echo "fuzz-$target: no finding in ${seconds}s"

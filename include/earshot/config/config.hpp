@@ -32,6 +32,11 @@ struct ConnectRule {
     bool is_regex = false;
 };
 
+/// Whether `port` (a full JACK port name, "client:port") is selected by `rule`: equal to the name,
+/// or matched in full by the regex (ECMAScript syntax, std::regex_match). [control thread];
+/// allocates (compiles the regex).
+bool connect_matches(const ConnectRule& rule, const std::string& port);
+
 /// A calibrated measurement microphone: a 1 kHz sine whose peak is at sine_dbfs on this input is
 /// db_spl (RMS, field) at the mic. Its A-weighted level is the stage level for `ambient`.
 struct Measurement {
