@@ -11,6 +11,7 @@ BUILD=${BUILD_DIR:-build}
 ninja -C "$BUILD" >/dev/null
 
 OUT=${OUT_DIR:-$(mktemp -d /tmp/earshot-band.XXXXXX)}
+mkdir -p "$OUT"
 "$BUILD/src/cli/earshot" generate --out "$OUT/band.wav" --channels 4 --seconds 30 --rate 48000
 "$BUILD/src/cli/earshot" render --config configs/band-render.yaml --input "$OUT/band.wav" --out-dir "$OUT"
 echo

@@ -111,9 +111,8 @@ struct Accum {
     dosimetry::DoseTotals dose; // per-second intervals
     double leak_e = 0;          // leak energy, Pa^2 s
     double stage_e = 0;         // stage (measurement input) energy, Pa^2 s
-    double last_level = -std::numeric_limits<double>::infinity();
-    int ambient_key = -1;      // measurement key of the ambient input
-    double ambient_offset = 0; // its calibration offset
+    int ambient_key = -1;       // measurement key of the ambient input
+    double ambient_offset = 0;  // its calibration offset
     double isolation_db = 0;
 };
 
@@ -220,7 +219,6 @@ RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const Re
                 if (ear - off < -200.0) ear = -std::numeric_limits<double>::infinity();
                 const double level = dosimetry::energy_sum_db(ear, leak);
                 a.dose.add(level, peak, secs);
-                a.last_level = level;
             }
             for (int c = 0; c < f.channels && c < 2; ++c) {
                 a.sum_sq_a[c] += f.ears[c].sum_sq_a;
@@ -345,8 +343,9 @@ RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const Re
                 d.leak_laeq_dba = dosimetry::level_db(a.leak_e / a.dose.seconds());
                 d.stage_laeq_dba = dosimetry::level_db(a.stage_e / a.dose.seconds());
             }
+            // If the exposure went on at the file's level (its last second may be a fade or silence).
             d.niosh_seconds_left =
-                dosimetry::seconds_to_full(d.niosh_pct, dosimetry::niosh_allowed_h(a.last_level));
+                dosimetry::seconds_to_full(d.niosh_pct, dosimetry::niosh_allowed_h(d.laeq_dba));
         }
         r.musicians.push_back(std::move(mr));
     }

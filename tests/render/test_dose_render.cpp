@@ -55,6 +55,7 @@ TEST_CASE("render dose: the SPEC §5 sine (60 s, 94 dBA)", "[render][dose]") {
     CHECK(d.eu_lex8h_dba == Approx(67.19).margin(0.05));
     CHECK(d.who_weekly_pct == Approx(1.047).epsilon(0.01));
     CHECK(d.lcpeak_max_dbc == Approx(97.01).margin(0.1));
+    CHECK(d.niosh_seconds_left == Approx(3600 - 60).margin(5)); // 94 dBA: 1 h allowed, 1 min used
     CHECK_FALSE(d.has_ambient);
     cfg.dosimetry.who_mode = 2;
     const auto r2 = render::render_buffers(cfg, fs, {sine(fs, 60, 0.1)});

@@ -72,7 +72,7 @@ struct DoseReport {
     double isolation_db = 0;
     double leak_laeq_dba = 0;      // stage level minus isolation, over the file
     double stage_laeq_dba = 0;     // the measurement input's own level
-    double niosh_seconds_left = 0; // to 100 % NIOSH at the last second's level
+    double niosh_seconds_left = 0; // to 100 % NIOSH if exposure went on at the file's level (+inf: silence)
 };
 
 struct MusicianReport {
