@@ -1,6 +1,7 @@
 // Dose days across DST, the running tracker, and the exposure logs: torn lines, kills at random
 // points, rebuild equal to the uninterrupted dose within 10 s of exposure (SPEC §3.6, §4).
 #include "earshot/dosimetry/exposure_log.hpp"
+#include "fixture.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -13,46 +14,13 @@
 #include <unistd.h>
 
 using namespace earshot::dosimetry;
+using earshot::test::cet;
+using earshot::test::temp_dir;
+using earshot::test::TzGuard;
+using earshot::test::utc;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Central European time with its DST rules as a POSIX TZ string (needs no tzdata files).
-struct TzGuard {
-    std::string old;
-    bool had;
-    explicit TzGuard(const char* tz) {
-        const char* o = std::getenv("TZ");
-        had = o != nullptr;
-        if (had) old = o;
-        setenv("TZ", tz, 1);
-        tzset();
-    }
-    ~TzGuard() {
-        if (had)
-            setenv("TZ", old.c_str(), 1);
-        else
-            unsetenv("TZ");
-        tzset();
-    }
-};
-constexpr const char* cet = "CET-1CEST,M3.5.0,M10.5.0/3";
-
-std::string temp_dir() {
-    std::string t = (fs::temp_directory_path() / "earshot-logs-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    return t;
-}
-
-double utc(int y, int mo, int d, int h, int mi) {
-    std::tm t{};
-    t.tm_year = y - 1900;
-    t.tm_mon = mo - 1;
-    t.tm_mday = d;
-    t.tm_hour = h;
-    t.tm_min = mi;
-    return static_cast<double>(timegm(&t));
-}
 
 Interval second_at(double t, double l, double r, double leak = neg_inf) {
     Interval iv;

@@ -1,6 +1,7 @@
 // Exposure reports from real logs (written by ExposureLog): day figures, the WHO week, merging
 // state dirs from several rigs, filters, skipped lines, and the formats.
 #include "earshot/dosimetry/report.hpp"
+#include "fixture.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -10,33 +11,10 @@
 #include <fstream>
 
 using namespace earshot::dosimetry;
+using earshot::test::utc;
 namespace fs = std::filesystem;
 
 namespace {
-struct Tz {
-    Tz() {
-        setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3", 1);
-        tzset();
-    }
-    ~Tz() {
-        unsetenv("TZ");
-        tzset();
-    }
-};
-std::string tmp() {
-    std::string t = (fs::temp_directory_path() / "earshot-report-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    return t;
-}
-double utc(int y, int mo, int d, int h, int mi) {
-    std::tm t{};
-    t.tm_year = y - 1900;
-    t.tm_mon = mo - 1;
-    t.tm_mday = d;
-    t.tm_hour = h;
-    t.tm_min = mi;
-    return static_cast<double>(timegm(&t));
-}
 // Writes `seconds` of a steady level for musician `id` starting at t0 into dir.
 void exposure(const std::string& dir, const std::string& id, double t0, double seconds, double dba) {
     ExposureLog log(dir);
@@ -56,8 +34,8 @@ void exposure(const std::string& dir, const std::string& id, double t0, double s
 } // namespace
 
 TEST_CASE("report: day figures and the WHO week from the logs", "[dosimetry][report]") {
-    Tz tz;
-    const std::string dir = tmp();
+    earshot::test::TzGuard tz(earshot::test::cet);
+    const std::string dir = earshot::test::temp_dir();
     exposure(dir, "vocal", utc(2026, 6, 1, 18, 0), 3600, 94.0);  // NIOSH 100 %, LEX 84.97
     exposure(dir, "vocal", utc(2026, 6, 2, 19, 0), 1440, 100.0); // 24 min at 100 dBA: 1.6 Pa2h
     exposure(dir, "bass", utc(2026, 6, 2, 19, 0), 600, 90.0);
@@ -94,8 +72,8 @@ TEST_CASE("report: day figures and the WHO week from the logs", "[dosimetry][rep
 
 TEST_CASE("report: logs from several rigs merge by musician; duplicates and torn lines",
           "[dosimetry][report]") {
-    Tz tz;
-    const std::string a = tmp(), b = tmp();
+    earshot::test::TzGuard tz(earshot::test::cet);
+    const std::string a = earshot::test::temp_dir(), b = earshot::test::temp_dir();
     exposure(a, "drums", utc(2026, 7, 1, 18, 0), 1800, 95.0); // rig A, day 1
     exposure(b, "drums", utc(2026, 7, 2, 18, 0), 1800, 95.0); // rig B, day 2
     // Rig B also has a copy of rig A's day-1 file: counted once.
