@@ -497,6 +497,16 @@ void load_musician(Ctx& cx, const YAML::Node& e, const std::string& p, Config& c
                      std::to_string(first->second) + ")");
         return;
     }
+    if (m.output == OutputKind::mono) {
+        // A mono output's JACK port is named after the musician, like an input's port.
+        if (const auto in = cx.input_id_line.find(m.id); in != cx.input_id_line.end()) {
+            cx.error(idn, p + ".id",
+                     "'" + m.id + "' names this mono output's JACK port, which input '" + m.id +
+                         "' (line " + std::to_string(in->second) +
+                         ") already uses; rename one of them (stereo outputs use '" + m.id + "_L'/'_R')");
+            return;
+        }
+    }
     cx.musician_id_line.emplace(m.id, idn.Mark().line + 1);
     c.musicians.push_back(std::move(m));
 }

@@ -1,0 +1,112 @@
+// earshotd — the earshot daemon (SPEC §1; docs/daemon.md). A foreground JACK client; systemd
+// supervises it. Exit status: 0 stopped by SIGTERM/SIGINT, 1 internal error, 64 usage,
+// 73 state/runtime directory not usable, 78 invalid config.
+#include "earshot/config/loader.hpp"
+#include "earshot/daemon/daemon.hpp"
+#include "earshot/daemon/log.hpp"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+
+namespace {
+
+void usage(std::FILE* f) {
+    std::fprintf(f,
+                 "usage: earshotd [--config FILE] [--state-dir DIR] [--runtime-dir DIR] [--check-config]\n"
+                 "                [--no-mlock] [--debug]\n"
+                 "\n"
+                 "The earshot daemon: a JACK client that runs every musician's monitor mix with its\n"
+                 "ceiling, meters and dosimeter (docs/daemon.md). Runs in the foreground.\n"
+                 "\n"
+                 "  --config FILE      the YAML config (default /etc/earshot/earshot.yaml)\n"
+                 "  --state-dir DIR    exposure logs and the live mix (default $STATE_DIRECTORY, else\n"
+                 "                     /var/lib/earshot)\n"
+                 "  --runtime-dir DIR  status.json and the control socket (default $RUNTIME_DIRECTORY,\n"
+                 "                     else /run/earshot)\n"
+                 "  --check-config     validate the config, print every error, exit 0 (valid) or 78\n"
+                 "  --no-mlock         do not lock memory\n"
+                 "  --debug            debug log lines\n"
+                 "  --version, --help\n"
+                 "\n"
+                 "It joins the JACK server named by JACK_DEFAULT_SERVER and never starts one.\n"
+                 "Signals: SIGHUP reloads the config, SIGTERM/SIGINT fade out and stop.\n");
+}
+
+std::string env_dir(const char* var, const char* fallback) {
+    const char* v = std::getenv(var);
+    if (!v || !*v) return fallback;
+    // systemd passes a colon-separated list when several directories are configured: the first.
+    std::string s = v;
+    const auto colon = s.find(':');
+    return colon == std::string::npos ? s : s.substr(0, colon);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    using namespace earshot;
+    daemon::Options opt;
+    opt.state_dir = env_dir("STATE_DIRECTORY", "/var/lib/earshot");
+    opt.runtime_dir = env_dir("RUNTIME_DIRECTORY", "/run/earshot");
+    bool check = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&](std::string& out) {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "earshotd: %s needs a value\n", a.c_str());
+                std::exit(daemon::exit_usage);
+            }
+            out = argv[++i];
+        };
+        if (a == "--config") value(opt.config_path);
+        else if (a == "--state-dir") value(opt.state_dir);
+        else if (a == "--runtime-dir") value(opt.runtime_dir);
+        else if (a == "--check-config") check = true;
+        else if (a == "--no-mlock") opt.lock_memory = false;
+        else if (a == "--debug") daemon::log::set_debug(true);
+        else if (a == "--help" || a == "-h") {
+            usage(stdout);
+            return 0;
+        } else if (a == "--version") {
+            std::printf("earshotd %s\n", EARSHOT_VERSION);
+            return 0;
+        } else {
+            std::fprintf(stderr, "earshotd: unknown option '%s'\n\n", a.c_str());
+            usage(stderr);
+            return daemon::exit_usage;
+        }
+    }
+
+    config::Config cfg;
+    try {
+        cfg = config::load_file(opt.config_path);
+    } catch (const config::ConfigErrors& e) {
+        for (const auto& err : e.errors()) {
+            if (check) std::fprintf(stderr, "%s\n", err.format().c_str());
+            else daemon::log::error("%s", err.format().c_str());
+        }
+        if (!check) daemon::log::error("invalid config: not starting (exit 78)");
+        return daemon::exit_config;
+    }
+    if (check) {
+        std::printf("%s: valid (%zu inputs, %zu musicians)\n", opt.config_path.c_str(), cfg.inputs.size(),
+                    cfg.musicians.size());
+        return 0;
+    }
+
+    // Signals are handled by the control loop; JACK's threads, created later, inherit this mask
+    // minus nothing, and Boost.Asio's signal_set catches them in the control thread.
+    ::signal(SIGPIPE, SIG_IGN);
+    try {
+        daemon::Daemon d(opt, std::move(cfg));
+        return d.run();
+    } catch (const std::exception& e) {
+        daemon::log::error("fatal: %s", e.what());
+        return daemon::exit_failure;
+    }
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""SIGHUP while the band plays (issue 4): a valid change is applied with a ramp and no dropout on the
+mixes it does not touch; an invalid config is rejected with its errors logged and the old one keeps
+running; a musician added gets new ports that fade in from silence; a musician removed fades out
+before its port goes."""
+
+import signal
+import threading
+import time
+
+import numpy as np
+
+from harness import (Rig, base_config, check, db, envelope, main_wrapper, rms, sine, wait_for)
+
+AMP = 0.1
+BLOCK = 480  # 10 periods of 1 kHz: exact RMS per block
+FULL = AMP * np.sqrt(0.5) / np.sqrt(2)  # drums_L RMS at 0 dB send, centre pan
+
+KEYS = """  - id: keys
+    output: stereo
+    connect: ["{sink2}:in_L", "{sink2}:in_R"]
+    calibration: {{ sine_dbfs: -20, db_spl: 94 }}
+    protection: {{ peak_ceiling_db_spl: 110 }}
+    mix:
+      sends:
+        tone: {{ gain_db: 0 }}
+"""
+
+
+def record_during(rig, sink, seconds, action, delay=0.3):
+    """Records `seconds` of audio in freewheel while `action` runs `delay` s (wall) after the start."""
+    out = {}
+
+    def rec():
+        out["y"] = sink.record(seconds, timeout=120)[1]
+    th = threading.Thread(target=rec)
+    rig.freewheel(True)
+    th.start()
+    time.sleep(delay)
+    action()
+    th.join()
+    rig.freewheel(False)
+    return out["y"]
+
+
+def run(earshotd):
+    # Period 1024: the dummy driver runs without xruns there (jack-testing.md §2.3), so the
+    # real-time recording of the fade-in below is glitch-free.
+    with Rig(earshotd, period=1024) as rig:
+        rig.start_jack()
+        path = rig.write_config(base_config(rig.server))
+        d = rig.start_daemon(path)
+        me = d.wait_connected()["jack"]["client"]
+        src = rig.player("src", outs=["out"])
+        src.gen = sine(1000.0, AMP)
+        sink = rig.player("sink", ins=["in_L", "in_R", "in_m"])
+        wait_for(lambda: rig.connections(f"{me}:bass") == [sink.port("in_m")], 10, "bass connected")
+        rig.freewheel(True)
+        sink.record(1.0)  # past the start-up fade
+        rig.freewheel(False)
+
+        # 1. A valid change: drums' send -6 dB. Bass is untouched and must not move at all.
+        rig.write_config(base_config(rig.server, drums_gain=-6))
+        y = record_during(rig, sink, 40.0, lambda: d.signal(signal.SIGHUP))
+        L, M = envelope(y[0], BLOCK), envelope(y[2], BLOCK)
+        check(abs(db(L[0] / FULL)) < 0.01 and abs(db(L[-1] / FULL) + 6.0) < 0.01,
+              f"drums went from {db(L[0] / FULL):+.2f} to {db(L[-1] / FULL):+.2f} dB (send 0 -> -6)")
+        moving = np.nonzero(np.abs(L - L[-1]) > 1e-6)[0]
+        check(len(moving) > 0 and moving[-1] < len(L) - 1, "the reload landed inside the recording")
+        check(np.all(np.diff(L) <= 1e-7), "drums' level only falls during the change (a ramp, no jump)")
+        steps = np.count_nonzero(np.abs(np.diff(L)) > 1e-7)
+        check(steps >= 2, f"the change is spread over {steps} blocks of 10 ms (ramp_ms 20)")
+        mono_full = AMP * 0.5012 / np.sqrt(2)
+        check(np.max(np.abs(M - M[0])) < 1e-6 * M[0] and abs(db(M[0] / mono_full)) < 0.01,
+              "bass (not changed) stays exactly at its level through the reload: no dropout")
+        check("config reloaded" in d.log_text(), "the log says the config was reloaded")
+
+        # 2. An invalid config: rejected with file:line:col, the running one stays.
+        bad = base_config(rig.server, drums_gain=-6).replace("peak_ceiling_db_spl: 110, lookahead_ms",
+                                                              "peak_ceiling_db_spl: 500, lookahead_ms")
+        rig.write_config(bad)
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "reload rejected" in d.log_text(), 5, "the rejection in the log")
+        log = d.log_text()
+        check(f"{path}:" in log and "peak_ceiling_db_spl: 500 is out of range" in log,
+              "the error names file:line:col, the key, the value and the range")
+        check(d.alive() and d.status()["jack"]["state"] == "connected", "earshotd keeps running")
+        rig.freewheel(True)
+        _, y = sink.record(0.5)
+        rig.freewheel(False)
+        check(abs(db(rms(y[0]) / FULL) + 6.0) < 0.01, "the old config keeps running (drums still at -6 dB)")
+
+        # 3. A musician added: new ports, connected by their rules, fading in from silence.
+        sink2 = rig.player("sink2", ins=["in_L", "in_R"])
+        rig.write_config(base_config(rig.server, drums_gain=-6,
+                                     extra_musicians=KEYS.format(sink2=sink2.name)))
+        # Real time: record from before the reload until well after the 300 ms fade-in.
+        out = {}
+        th = threading.Thread(target=lambda: out.update(y=sink2.record(2.0, timeout=30)[1]))
+        th.start()
+        time.sleep(0.2)
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: rig.connections(f"{me}:keys_R") == [sink2.port("in_R")], 5, "keys_R connected")
+        check(rig.connections(f"{me}:keys_L") == [sink2.port("in_L")], "keys' new ports are connected by their rules")
+        th.join()
+        y = out["y"]
+        K = envelope(y[0], BLOCK)
+        on = np.nonzero(K > 1e-7)[0]
+        check(len(on) > 0, "keys hears the band")
+        check(K[on[0]] < 0.1 * FULL, f"keys starts {db(K[on[0]] / FULL):.1f} dB below full level (fade-in)")
+        check(np.all(np.diff(K[on[0]:]) > -1e-6), "keys' level only rises")
+        check(abs(db(K[-1] / FULL)) < 0.01, "keys reaches its level (start-up ramp 300 ms)")
+        check(any(m["id"] == "keys" for m in d.status()["musicians"]), "status.json lists keys")
+
+        # 4. A musician removed: bass fades out, then its port goes.
+        cfg = base_config(rig.server, drums_gain=-6, extra_musicians=KEYS.format(sink2=sink2.name))
+        start = cfg.index("  - id: bass")
+        end = cfg.index("  - id: keys")
+        y = record_during(rig, sink, 40.0, lambda: (rig.write_config(cfg[:start] + cfg[end:]), d.signal(signal.SIGHUP)))
+        B = envelope(y[2], BLOCK)
+        gone = np.nonzero(B < 1e-7)[0]
+        check(len(gone) > 0, "bass went silent")
+        # The last blocks before silence step down gradually (ramp_ms 20 = 2 blocks), not at once.
+        i = gone[0]
+        check(i >= 2 and B[i - 1] < B[0] * 0.99, "bass faded out rather than stopping dead")
+        wait_for(lambda: f"{me}:bass" not in rig.ports(me + ":"), 5, "bass' port to be unregistered")
+        check(True, "bass' port is unregistered after its fade")
+        rc = d.stop()
+        check(rc == 0, "SIGTERM: exit 0")
+
+
+if __name__ == "__main__":
+    main_wrapper(run)
