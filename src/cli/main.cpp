@@ -8,6 +8,7 @@
 namespace earshot::cli {
 int bench_main(int argc, char** argv);
 int exposure_report_main(int argc, char** argv);
+int demo_main(int argc, char** argv);
 } // namespace earshot::cli
 
 namespace {
@@ -21,6 +22,7 @@ void usage(std::FILE* f) {
                  "  generate  write a synthetic band (click, drums, bass, vocal, ...) as a multichannel WAV\n"
                  "  bench     measure the engine on a generated workload (default: stage-32x16)\n"
                  "  report    exposure logs as a table, CSV, JSON or an HTML page with charts\n"
+                 "  demo      a generated band through earshotd, with a live view of levels and dose\n"
                  "  version   print the version\n"
                  "\n"
                  "`earshot <command> --help` describes each command's options.\n");
@@ -38,6 +40,7 @@ int main(int argc, char** argv) {
     if (cmd == "generate") return earshot::cli::generate_main(argc - 1, argv + 1);
     if (cmd == "bench") return earshot::cli::bench_main(argc - 1, argv + 1);
     if (cmd == "report") return earshot::cli::exposure_report_main(argc - 1, argv + 1);
+    if (cmd == "demo") return earshot::cli::demo_main(argc - 1, argv + 1);
     if (cmd == "version" || cmd == "--version") {
         std::printf("earshot %s\n", EARSHOT_VERSION);
         return 0;

@@ -1,0 +1,399 @@
+// `earshot demo` (SPEC §7; docs/demo.md): the newcomer's first run. Brings up a private JACK server
+// on the dummy backend when none is running, plays a generated band (click, drums, bass, vocal) from
+// its own JACK client, starts earshotd with configs/demo.yaml and shows each musician's level,
+// limiter and dose live, then cleans everything up. Exit: 0 done, 1 error, 2 usage.
+#include "earshot/render/band.hpp"
+
+#include <boost/json.hpp>
+#include <jack/jack.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace earshot::cli {
+
+int exposure_report_main(int argc, char** argv);
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+std::atomic<bool> g_stop{false};
+constexpr double nan_d = std::numeric_limits<double>::quiet_NaN();
+
+void on_signal(int) {
+    g_stop.store(true);
+}
+
+void demo_usage(std::FILE* f) {
+    std::fprintf(f, "usage: earshot demo [--seconds N] [--config FILE] [--keep DIR]\n"
+                    "\n"
+                    "Plays a generated band through earshotd and shows every musician's level, limiter\n"
+                    "and dose live (docs/demo.md). Starts a private JACK server on the dummy backend\n"
+                    "when none is running (JACK_DEFAULT_SERVER is honoured), and cleans up after itself.\n"
+                    "\n"
+                    "  --seconds N    how long the show runs (default 30; Ctrl-C ends it early)\n"
+                    "  --config FILE  the daemon's config (default: configs/demo.yaml)\n"
+                    "  --keep DIR     keep the exposure logs in DIR (default: a temporary directory,\n"
+                    "                 removed at the end)\n");
+}
+
+fs::path self_dir() {
+    std::error_code ec;
+    const fs::path p = fs::read_symlink("/proc/self/exe", ec);
+    return ec ? fs::path(".") : p.parent_path();
+}
+
+// The build tree (build/src/cli/earshot -> build/src/daemon/earshotd, <source>/configs) or an
+// installation (<prefix>/bin/earshot -> <prefix>/bin/earshotd, <prefix>/share/earshot/configs).
+std::string find_daemon() {
+    const fs::path d = self_dir();
+    for (const fs::path& p : {d / "earshotd", d / ".." / "daemon" / "earshotd"})
+        if (::access(p.c_str(), X_OK) == 0) return fs::weakly_canonical(p).string();
+    return "earshotd"; // PATH
+}
+
+std::string find_config() {
+    const fs::path d = self_dir();
+    for (const fs::path& p : {d / ".." / ".." / ".." / "configs" / "demo.yaml",
+                              d / ".." / "share" / "earshot" / "configs" / "demo.yaml", fs::path("configs/demo.yaml")})
+        if (fs::exists(p)) return fs::weakly_canonical(p).string();
+    return "";
+}
+
+bool server_running() {
+    jack_status_t st{};
+    jack_client_t* c = jack_client_open("earshot-demo-probe", JackNoStartServer, &st);
+    if (!c) return false;
+    jack_client_close(c);
+    return true;
+}
+
+// The band player: one JACK client with a port per part, streaming BandGenerator (no allocation in
+// the process callback).
+struct Player {
+    jack_client_t* client = nullptr;
+    jack_port_t* ports[4] = {};
+    std::unique_ptr<render::BandGenerator> band;
+    float* bufs[4] = {};
+
+    static int process(jack_nframes_t n, void* arg) noexcept {
+        Player& p = *static_cast<Player*>(arg);
+        for (int c = 0; c < 4; ++c) p.bufs[c] = static_cast<float*>(jack_port_get_buffer(p.ports[c], n));
+        p.band->generate(p.bufs, n);
+        return 0;
+    }
+
+    bool open(std::string& err) {
+        const std::string name = "earshot-band-" + std::to_string(::getpid());
+        jack_status_t st{};
+        client = jack_client_open(name.c_str(), static_cast<jack_options_t>(JackNoStartServer | JackUseExactName), &st);
+        if (!client) {
+            err = "cannot open the band's JACK client";
+            return false;
+        }
+        band = std::make_unique<render::BandGenerator>(4, double(jack_get_sample_rate(client)), 2026);
+        for (int c = 0; c < 4; ++c) {
+            ports[c] = jack_port_register(client, render::band_part_name(c), JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
+            if (!ports[c]) {
+                err = "cannot register the band's ports";
+                return false;
+            }
+        }
+        jack_set_process_callback(client, &Player::process, this);
+        if (jack_activate(client) != 0) {
+            err = "cannot activate the band's JACK client";
+            return false;
+        }
+        return true;
+    }
+    ~Player() {
+        if (client) {
+            jack_deactivate(client);
+            jack_client_close(client);
+        }
+    }
+};
+
+pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
+    const pid_t pid = ::fork();
+    if (pid != 0) return pid;
+    const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+    }
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    std::_Exit(127);
+}
+
+void stop_child(pid_t pid, double timeout_s) {
+    if (pid <= 0) return;
+    ::kill(pid, SIGTERM);
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (std::chrono::steady_clock::now() < end) {
+        int st = 0;
+        if (::waitpid(pid, &st, WNOHANG) == pid) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+}
+
+bool child_alive(pid_t pid) {
+    int st = 0;
+    return pid > 0 && ::waitpid(pid, &st, WNOHANG) == 0;
+}
+
+double num_or(const json::value* v, double fallback) {
+    if (!v) return fallback;
+    if (v->is_double()) return v->as_double();
+    if (v->is_int64()) return double(v->as_int64());
+    if (v->is_uint64()) return double(v->as_uint64());
+    return fallback;
+}
+
+std::string bar(double value, double lo, double hi, int width) {
+    const double f = std::isfinite(value) ? std::clamp((value - lo) / (hi - lo), 0.0, 1.0) : 0.0;
+    const int n = static_cast<int>(std::lround(f * width));
+    std::string s;
+    for (int i = 0; i < width; ++i) s += i < n ? "#" : ".";
+    return s;
+}
+
+std::string fmt_db(double v) {
+    char b[16];
+    if (!std::isfinite(v)) return "  -- ";
+    std::snprintf(b, sizeof b, "%5.1f", v);
+    return b;
+}
+
+std::string fmt_left(double s) {
+    char b[32];
+    if (!std::isfinite(s)) return "   --  ";
+    if (s >= 3600 * 99) return " >99 h ";
+    std::snprintf(b, sizeof b, "%3dh%02dm", static_cast<int>(s / 3600), static_cast<int>(std::fmod(s, 3600) / 60));
+    return b;
+}
+
+// One frame of the live view from status.json.
+std::string render_view(const json::value& st, double elapsed, double total) {
+    std::ostringstream o;
+    const json::object& root = st.as_object();
+    const json::object* j = root.if_contains("jack") ? &root.at("jack").as_object() : nullptr;
+    char head[256];
+    std::snprintf(head, sizeof head, "earshot demo  %4.0f / %.0f s   JACK '%s' %s", elapsed, total,
+                  j && j->if_contains("server") ? j->at("server").as_string().c_str() : "?",
+                  j && j->if_contains("state") ? j->at("state").as_string().c_str() : "?");
+    o << head << "\n";
+    if (j && j->if_contains("sample_rate")) {
+        std::snprintf(head, sizeof head, "%.0f Hz, %.0f frames/period, latency %.0f frames, xruns %.0f, DSP %.1f %%",
+                      num_or(j->if_contains("sample_rate"), 0), num_or(j->if_contains("period"), 0),
+                      num_or(j->if_contains("latency_frames"), 0), num_or(j->if_contains("xruns"), 0),
+                      num_or(j->if_contains("dsp_load_pct"), 0));
+        o << head << "\n";
+    }
+    o << "\n  musician                  ear  LAeq,1s dBA (70..110)          peak dB SPL  limiter   NIOSH today   WHO week  time left\n";
+    for (const json::value& mv : root.at("musicians").as_array()) {
+        const json::object& m = mv.as_object();
+        const json::array* laeq = m.if_contains("laeq_1s_dba") ? &m.at("laeq_1s_dba").as_array() : nullptr;
+        const json::array* peak = m.if_contains("peak_db_spl") ? &m.at("peak_db_spl").as_array() : nullptr;
+        const json::object* dose = m.if_contains("dose") ? &m.at("dose").as_object() : nullptr;
+        const int ch = static_cast<int>(num_or(m.if_contains("channels"), 1));
+        const std::string name = std::string(m.at("name").as_string().c_str()).substr(0, 24);
+        for (int c = 0; c < ch; ++c) {
+            const double l = laeq && c < int(laeq->size()) ? num_or(&(*laeq)[std::size_t(c)], nan_d) : nan_d;
+            const double p = peak && c < int(peak->size()) ? num_or(&(*peak)[std::size_t(c)], nan_d) : nan_d;
+            char line[256];
+            if (c == 0) {
+                const double gr = num_or(m.if_contains("limiter_gr_db"), 0);
+                const double niosh = dose ? num_or(dose->if_contains("niosh_pct"), 0) : 0;
+                const double who = dose ? num_or(dose->if_contains("who_weekly_pct"), 0) : 0;
+                const double left = dose ? num_or(dose->if_contains("niosh_seconds_left"), nan_d) : nan_d;
+                std::snprintf(line, sizeof line, "  %-24s  %s   %s %s   %s     %s  %5.1f dB   %7.3f %%   %7.3f %%   %s\n",
+                              name.c_str(), ch == 1 ? "M" : "L", bar(l, 70, 110, 24).c_str(), fmt_db(l).c_str(),
+                              fmt_db(p).c_str(), gr > 0.05 ? "GR" : "  ", gr, niosh, who, fmt_left(left).c_str());
+            } else {
+                std::snprintf(line, sizeof line, "  %-24s  R   %s %s   %s\n", "", bar(l, 70, 110, 24).c_str(),
+                              fmt_db(l).c_str(), fmt_db(p).c_str());
+            }
+            o << line;
+        }
+    }
+    return o.str();
+}
+
+} // namespace
+
+int demo_main(int argc, char** argv) {
+    double seconds = 30;
+    std::string config, keep;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "earshot demo: %s needs a value\n", a.c_str());
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--seconds") seconds = std::atof(value().c_str());
+        else if (a == "--config") config = value();
+        else if (a == "--keep") keep = value();
+        else if (a == "--help" || a == "-h") {
+            demo_usage(stdout);
+            return 0;
+        } else {
+            std::fprintf(stderr, "earshot demo: unknown option '%s'\n\n", a.c_str());
+            demo_usage(stderr);
+            return 2;
+        }
+    }
+    if (!(seconds > 0 && seconds <= 24 * 3600)) {
+        std::fprintf(stderr, "earshot demo: --seconds must be in (0, 86400]\n");
+        return 2;
+    }
+    if (config.empty()) config = find_config();
+    if (config.empty() || !fs::exists(config)) {
+        std::fprintf(stderr, "earshot demo: configs/demo.yaml not found (give --config FILE)\n");
+        return 1;
+    }
+    const std::string daemon = find_daemon();
+
+    char tmpl[] = "/tmp/earshot-demo-XXXXXX";
+    if (!::mkdtemp(tmpl)) {
+        std::perror("earshot demo: mkdtemp");
+        return 1;
+    }
+    const std::string tmp = tmpl;
+    const std::string state = keep.empty() ? tmp + "/state" : keep;
+    const std::string run = tmp + "/run";
+    fs::create_directories(state);
+    fs::create_directories(run);
+
+    ::setenv("JACK_NO_START_SERVER", "1", 1);
+    ::signal(SIGINT, on_signal);
+    ::signal(SIGTERM, on_signal);
+    jack_set_error_function([](const char*) {});
+    jack_set_info_function([](const char*) {});
+
+    pid_t jackd = -1, earshotd = -1;
+    int rc = 0;
+    const bool tty = ::isatty(1);
+    {
+        if (!server_running()) {
+            const std::string name = "earshot-demo-" + std::to_string(::getpid());
+            std::printf("No JACK server is running: starting a private one ('%s', dummy backend, 48 kHz, 256 frames).\n",
+                        name.c_str());
+            jackd = spawn({"jackd", "-s", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"},
+                          tmp + "/jackd.log");
+            ::setenv("JACK_DEFAULT_SERVER", name.c_str(), 1);
+            const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+            while (!server_running()) {
+                if (!child_alive(jackd) || std::chrono::steady_clock::now() > end) {
+                    std::fprintf(stderr, "earshot demo: jackd did not start (see %s/jackd.log)\n", tmp.c_str());
+                    fs::remove_all(tmp);
+                    return 1;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+        } else {
+            std::printf("Using the running JACK server '%s'.\n",
+                        std::getenv("JACK_DEFAULT_SERVER") ? std::getenv("JACK_DEFAULT_SERVER") : "default");
+        }
+        std::printf("Starting earshotd with %s (log: %s/earshotd.log).\n", config.c_str(), tmp.c_str());
+        earshotd = spawn({daemon, "--config", config, "--state-dir", state, "--runtime-dir", run, "--no-mlock"},
+                         tmp + "/earshotd.log");
+        Player band;
+        std::string err;
+        if (!band.open(err)) {
+            std::fprintf(stderr, "earshot demo: %s\n", err.c_str());
+            rc = 1;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        double elapsed = 0;
+        bool shown = false;
+        double next_print = 0; // without a terminal: a frame every 5 s
+        std::string last_frame;
+        if (tty) std::printf("\x1b[?25l"); // hide the cursor
+        while (rc == 0 && !g_stop.load() && elapsed < seconds) {
+            if (!child_alive(earshotd)) {
+                std::fprintf(stderr, "earshot demo: earshotd exited (see %s/earshotd.log)\n", tmp.c_str());
+                rc = 1;
+                break;
+            }
+            std::ifstream f(run + "/status.json");
+            std::stringstream ss;
+            ss << f.rdbuf();
+            boost::system::error_code ec;
+            const json::value st = json::parse(ss.str(), ec);
+            if (!ec && st.is_object() && st.as_object().if_contains("musicians")) {
+                last_frame = render_view(st, elapsed, seconds);
+                if (tty) {
+                    std::printf("\x1b[H\x1b[2J%s\n(Ctrl-C to stop)\n", last_frame.c_str());
+                } else if (elapsed >= next_print) {
+                    std::printf("%s\n", last_frame.c_str());
+                    next_print = elapsed + 5.0;
+                }
+                std::fflush(stdout);
+                shown = true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(250));
+            elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
+        if (tty) std::printf("\x1b[?25h");
+        else if (!last_frame.empty()) std::printf("%s\n", last_frame.c_str());
+        if (!shown && rc == 0) {
+            std::fprintf(stderr, "earshot demo: earshotd never reported its status (see %s/earshotd.log)\n",
+                         tmp.c_str());
+            rc = 1;
+        }
+        // Clean up: the daemon fades out and writes its logs, then the band and the server go.
+        stop_child(earshotd, 10);
+    }
+    stop_child(jackd, 5);
+
+    if (rc == 0) {
+        std::printf("\nThe show is over. Each musician's exposure log (earshot report --state-dir %s):\n\n",
+                    state.c_str());
+        std::fflush(stdout);
+        std::string sd = state;
+        const char* args[] = {"report", "--state-dir", sd.c_str(), "--days", "1", "--format", "table"};
+        exposure_report_main(7, const_cast<char**>(args));
+    } else {
+        std::ifstream lf(tmp + "/earshotd.log");
+        std::stringstream ls;
+        ls << lf.rdbuf();
+        std::fprintf(stderr, "--- earshotd.log ---\n%s", ls.str().c_str());
+    }
+    std::error_code ec;
+    if (keep.empty()) fs::remove_all(tmp, ec);
+    else {
+        fs::remove_all(run, ec);
+        std::printf("\nExposure logs kept in %s.\n", keep.c_str());
+    }
+    return rc;
+}
+
+} // namespace earshot::cli
