@@ -73,8 +73,9 @@ std::string find_daemon() {
 
 std::string find_config() {
     const fs::path d = self_dir();
-    for (const fs::path& p : {d / ".." / ".." / ".." / "configs" / "demo.yaml",
-                              d / ".." / "share" / "earshot" / "configs" / "demo.yaml", fs::path("configs/demo.yaml")})
+    for (const fs::path& p :
+         {d / ".." / ".." / ".." / "configs" / "demo.yaml",
+          d / ".." / "share" / "earshot" / "configs" / "demo.yaml", fs::path("configs/demo.yaml")})
         if (fs::exists(p)) return fs::weakly_canonical(p).string();
     return "";
 }
@@ -105,14 +106,16 @@ struct Player {
     bool open(std::string& err) {
         const std::string name = "earshot-band-" + std::to_string(::getpid());
         jack_status_t st{};
-        client = jack_client_open(name.c_str(), static_cast<jack_options_t>(JackNoStartServer | JackUseExactName), &st);
+        client = jack_client_open(name.c_str(),
+                                  static_cast<jack_options_t>(JackNoStartServer | JackUseExactName), &st);
         if (!client) {
             err = "cannot open the band's JACK client";
             return false;
         }
         band = std::make_unique<render::BandGenerator>(4, double(jack_get_sample_rate(client)), 2026);
         for (int c = 0; c < 4; ++c) {
-            ports[c] = jack_port_register(client, render::band_part_name(c), JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
+            ports[c] = jack_port_register(client, render::band_part_name(c), JACK_DEFAULT_AUDIO_TYPE,
+                                          JackPortIsOutput, 0);
             if (!ports[c]) {
                 err = "cannot register the band's ports";
                 return false;
@@ -193,7 +196,8 @@ std::string fmt_left(double s) {
     char b[32];
     if (!std::isfinite(s)) return "   --  ";
     if (s >= 3600 * 99) return " >99 h ";
-    std::snprintf(b, sizeof b, "%3dh%02dm", static_cast<int>(s / 3600), static_cast<int>(std::fmod(s, 3600) / 60));
+    std::snprintf(b, sizeof b, "%3dh%02dm", static_cast<int>(s / 3600),
+                  static_cast<int>(std::fmod(s, 3600) / 60));
     return b;
 }
 
@@ -208,13 +212,15 @@ std::string render_view(const json::value& st, double elapsed, double total) {
                   j && j->if_contains("state") ? j->at("state").as_string().c_str() : "?");
     o << head << "\n";
     if (j && j->if_contains("sample_rate")) {
-        std::snprintf(head, sizeof head, "%.0f Hz, %.0f frames/period, latency %.0f frames, xruns %.0f, DSP %.1f %%",
+        std::snprintf(head, sizeof head,
+                      "%.0f Hz, %.0f frames/period, latency %.0f frames, xruns %.0f, DSP %.1f %%",
                       num_or(j->if_contains("sample_rate"), 0), num_or(j->if_contains("period"), 0),
                       num_or(j->if_contains("latency_frames"), 0), num_or(j->if_contains("xruns"), 0),
                       num_or(j->if_contains("dsp_load_pct"), 0));
         o << head << "\n";
     }
-    o << "\n  musician                  ear  LAeq,1s dBA (70..110)          peak dB SPL  limiter   NIOSH today   WHO week  time left\n";
+    o << "\n  musician                  ear  LAeq,1s dBA (70..110)          peak dB SPL  limiter   NIOSH "
+         "today   WHO week  time left\n";
     for (const json::value& mv : root.at("musicians").as_array()) {
         const json::object& m = mv.as_object();
         const json::array* laeq = m.if_contains("laeq_1s_dba") ? &m.at("laeq_1s_dba").as_array() : nullptr;
@@ -231,9 +237,11 @@ std::string render_view(const json::value& st, double elapsed, double total) {
                 const double niosh = dose ? num_or(dose->if_contains("niosh_pct"), 0) : 0;
                 const double who = dose ? num_or(dose->if_contains("who_weekly_pct"), 0) : 0;
                 const double left = dose ? num_or(dose->if_contains("niosh_seconds_left"), nan_d) : nan_d;
-                std::snprintf(line, sizeof line, "  %-24s  %s   %s %s   %s     %s  %5.1f dB   %7.3f %%   %7.3f %%   %s\n",
-                              name.c_str(), ch == 1 ? "M" : "L", bar(l, 70, 110, 24).c_str(), fmt_db(l).c_str(),
-                              fmt_db(p).c_str(), gr > 0.05 ? "GR" : "  ", gr, niosh, who, fmt_left(left).c_str());
+                std::snprintf(line, sizeof line,
+                              "  %-24s  %s   %s %s   %s     %s  %5.1f dB   %7.3f %%   %7.3f %%   %s\n",
+                              name.c_str(), ch == 1 ? "M" : "L", bar(l, 70, 110, 24).c_str(),
+                              fmt_db(l).c_str(), fmt_db(p).c_str(), gr > 0.05 ? "GR" : "  ", gr, niosh, who,
+                              fmt_left(left).c_str());
             } else {
                 std::snprintf(line, sizeof line, "  %-24s  R   %s %s   %s\n", "", bar(l, 70, 110, 24).c_str(),
                               fmt_db(l).c_str(), fmt_db(p).c_str());
@@ -258,9 +266,12 @@ int demo_main(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (a == "--seconds") seconds = std::atof(value().c_str());
-        else if (a == "--config") config = value();
-        else if (a == "--keep") keep = value();
+        if (a == "--seconds")
+            seconds = std::atof(value().c_str());
+        else if (a == "--config")
+            config = value();
+        else if (a == "--keep")
+            keep = value();
         else if (a == "--help" || a == "-h") {
             demo_usage(stdout);
             return 0;
@@ -304,15 +315,18 @@ int demo_main(int argc, char** argv) {
     {
         if (!server_running()) {
             const std::string name = "earshot-demo-" + std::to_string(::getpid());
-            std::printf("No JACK server is running: starting a private one ('%s', dummy backend, 48 kHz, 256 frames).\n",
+            std::printf("No JACK server is running: starting a private one ('%s', dummy backend, 48 kHz, 256 "
+                        "frames).\n",
                         name.c_str());
-            jackd = spawn({"jackd", "-s", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"},
-                          tmp + "/jackd.log");
+            jackd =
+                spawn({"jackd", "-s", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"},
+                      tmp + "/jackd.log");
             ::setenv("JACK_DEFAULT_SERVER", name.c_str(), 1);
             const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
             while (!server_running()) {
                 if (!child_alive(jackd) || std::chrono::steady_clock::now() > end) {
-                    std::fprintf(stderr, "earshot demo: jackd did not start (see %s/jackd.log)\n", tmp.c_str());
+                    std::fprintf(stderr, "earshot demo: jackd did not start (see %s/jackd.log)\n",
+                                 tmp.c_str());
                     fs::remove_all(tmp);
                     return 1;
                 }
@@ -323,8 +337,9 @@ int demo_main(int argc, char** argv) {
                         std::getenv("JACK_DEFAULT_SERVER") ? std::getenv("JACK_DEFAULT_SERVER") : "default");
         }
         std::printf("Starting earshotd with %s (log: %s/earshotd.log).\n", config.c_str(), tmp.c_str());
-        earshotd = spawn({daemon, "--config", config, "--state-dir", state, "--runtime-dir", run, "--no-mlock"},
-                         tmp + "/earshotd.log");
+        earshotd =
+            spawn({daemon, "--config", config, "--state-dir", state, "--runtime-dir", run, "--no-mlock"},
+                  tmp + "/earshotd.log");
         Player band;
         std::string err;
         if (!band.open(err)) {
@@ -362,8 +377,10 @@ int demo_main(int argc, char** argv) {
             std::this_thread::sleep_for(std::chrono::milliseconds(250));
             elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }
-        if (tty) std::printf("\x1b[?25h");
-        else if (!last_frame.empty()) std::printf("%s\n", last_frame.c_str());
+        if (tty)
+            std::printf("\x1b[?25h");
+        else if (!last_frame.empty())
+            std::printf("%s\n", last_frame.c_str());
         if (!shown && rc == 0) {
             std::fprintf(stderr, "earshot demo: earshotd never reported its status (see %s/earshotd.log)\n",
                          tmp.c_str());
@@ -388,7 +405,8 @@ int demo_main(int argc, char** argv) {
         std::fprintf(stderr, "--- earshotd.log ---\n%s", ls.str().c_str());
     }
     std::error_code ec;
-    if (keep.empty()) fs::remove_all(tmp, ec);
+    if (keep.empty())
+        fs::remove_all(tmp, ec);
     else {
         fs::remove_all(run, ec);
         std::printf("\nExposure logs kept in %s.\n", keep.c_str());

@@ -501,8 +501,8 @@ void load_musician(Ctx& cx, const YAML::Node& e, const std::string& p, Config& c
         // A mono output's JACK port is named after the musician, like an input's port.
         if (const auto in = cx.input_id_line.find(m.id); in != cx.input_id_line.end()) {
             cx.error(idn, p + ".id",
-                     "'" + m.id + "' names this mono output's JACK port, which input '" + m.id +
-                         "' (line " + std::to_string(in->second) +
+                     "'" + m.id + "' names this mono output's JACK port, which input '" + m.id + "' (line " +
+                         std::to_string(in->second) +
                          ") already uses; rename one of them (stereo outputs use '" + m.id + "_L'/'_R')");
             return;
         }

@@ -140,10 +140,10 @@ struct Daemon::Impl {
     std::string last_connect_error;
     bool ready_sent = false;
 
-    std::vector<PortSpec> lingering;         // removed ports, kept while their outputs fade out
+    std::vector<PortSpec> lingering; // removed ports, kept while their outputs fade out
     Clock::time_point lingering_until{};
-    std::vector<FreewheelEdge> fw_edges;     // of the current engine
-    std::map<uint32_t, Meter> meters;        // by musician key
+    std::vector<FreewheelEdge> fw_edges; // of the current engine
+    std::map<uint32_t, Meter> meters;    // by musician key
     uint64_t logged_xruns = 0, logged_bad_blocks = 0, logged_dose_drops = 0, logged_rt_errors = 0;
 
     Clock::time_point last_status{}, last_summary{}, last_watchdog{}, mix_changed{};
@@ -198,7 +198,8 @@ std::vector<PortSpec> Daemon::Impl::port_specs() const {
             p.input = false;
             p.slot = eng->output_slot(m.id, c);
             p.latency = lat;
-            if (static_cast<std::size_t>(c) < m.connect.size()) p.connect.push_back(m.connect[static_cast<std::size_t>(c)]);
+            if (static_cast<std::size_t>(c) < m.connect.size())
+                p.connect.push_back(m.connect[static_cast<std::size_t>(c)]);
             out.push_back(std::move(p));
         }
     }
@@ -220,8 +221,8 @@ bool Daemon::Impl::start_session() {
     std::string err;
     if (!jack->open(eff.jack.client_name, err)) {
         if (err != last_connect_error)
-            log::warn("JACK server '%s': %s; retrying (earshotd never starts a server itself)", server_name().c_str(),
-                      err.c_str());
+            log::warn("JACK server '%s': %s; retrying (earshotd never starts a server itself)",
+                      server_name().c_str(), err.c_str());
         last_connect_error = err;
         jack.reset();
         return false;
@@ -259,8 +260,8 @@ bool Daemon::Impl::start_session() {
                 server_name().c_str(), jack->client_name().c_str(), fs, period, eng->latency_frames(),
                 1e3 * eng->latency_frames() / fs, eff.mixer.startup_ramp_ms);
     if (rt.policy == SCHED_FIFO || rt.policy == SCHED_RR)
-        log::info("process thread: %s priority %d (from JACK)", rt.policy == SCHED_FIFO ? "SCHED_FIFO" : "SCHED_RR",
-                  rt.priority);
+        log::info("process thread: %s priority %d (from JACK)",
+                  rt.policy == SCHED_FIFO ? "SCHED_FIFO" : "SCHED_RR", rt.priority);
     else if (rt.server_realtime)
         log::warn("the JACK server runs real-time but earshotd's process thread does not (no permission: "
                   "LimitRTPRIO in the unit, or the audio group's rtprio limit)");
@@ -315,7 +316,8 @@ void Daemon::Impl::end_session(const std::string& why) {
     old_engines.clear();
     state = State::waiting;
     backoff_s = opt.retry_min_s;
-    next_retry = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(backoff_s));
+    next_retry =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(backoff_s));
     notify::status("waiting for JACK server '" + server_name() + "'");
 }
 
@@ -382,7 +384,8 @@ void Daemon::Impl::reload() {
 void Daemon::Impl::save_mix() {
     if (!mix.dirty()) return;
     std::string err;
-    if (!mix.save(opt.state_dir + "/mix.json", err)) log::error_limited("mix-state", "mix state: %s", err.c_str());
+    if (!mix.save(opt.state_dir + "/mix.json", err))
+        log::error_limited("mix-state", "mix state: %s", err.c_str());
 }
 
 std::string Daemon::Impl::summary() const {
@@ -445,7 +448,8 @@ void Daemon::Impl::write_status() {
             if (it != meters.end()) {
                 Meter& mt = const_cast<Meter&>(it->second);
                 json::array pk;
-                for (int c = 0; c < m.channels(); ++c) pk.push_back(num(dsp::gain_to_db(mt.held_peak[c]) + off, 1));
+                for (int c = 0; c < m.channels(); ++c)
+                    pk.push_back(num(dsp::gain_to_db(mt.held_peak[c]) + off, 1));
                 o["peak_db_spl"] = std::move(pk);
                 o["limiter_gr_db"] = num(std::max(0.0, -dsp::gain_to_db(mt.held_lim)), 2);
                 o["master_gain_db"] = num(dsp::gain_to_db(mt.master_gain), 2);
@@ -479,7 +483,8 @@ void Daemon::Impl::write_status() {
     }
     root["musicians"] = std::move(ms);
     if (!write_file_atomic(opt.runtime_dir + "/status.json", json::serialize(root) + "\n"))
-        log::warn_limited("status", "could not write %s/status.json: %s", opt.runtime_dir.c_str(), std::strerror(errno));
+        log::warn_limited("status", "could not write %s/status.json: %s", opt.runtime_dir.c_str(),
+                          std::strerror(errno));
 }
 
 void Daemon::Impl::watchdog() {
@@ -507,7 +512,8 @@ void Daemon::Impl::on_tick() {
     if (state == State::waiting && now >= next_retry) {
         if (!start_session()) {
             backoff_s = backoff_s <= 0 ? opt.retry_min_s : std::min(backoff_s * 2.0, opt.retry_max_s);
-            next_retry = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(backoff_s));
+            next_retry =
+                now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(backoff_s));
             notify::status("waiting for JACK server '" + server_name() + "'");
         }
     }
@@ -523,7 +529,8 @@ void Daemon::Impl::on_tick() {
                           fe.on ? "but not heard, no dose counted" : "and heard again");
             }
             uint32_t v = 0;
-            if (jack->take_rate_changed(v) && v != static_cast<uint32_t>(eng->sample_rate())) replace_engine(v);
+            if (jack->take_rate_changed(v) && v != static_cast<uint32_t>(eng->sample_rate()))
+                replace_engine(v);
             if (jack->take_buffer_changed(v))
                 log::notice("JACK period is now %u frames (%.2f ms)", v, 1e3 * v / jack->sample_rate());
             if (jack->take_ports_changed()) jack->connect_new_ports();
@@ -580,13 +587,15 @@ void Daemon::Impl::on_tick() {
 void Daemon::Impl::fade_out_and_close() {
     if (state != State::connected || !jack || !eng) return;
     // No jump at the end either: fade every mix to silence, then leave JACK.
-    for (const config::Musician& m : eff.musicians) eng->set_master(m.id, -std::numeric_limits<double>::infinity());
+    for (const config::Musician& m : eff.musicians)
+        eng->set_master(m.id, -std::numeric_limits<double>::infinity());
     const double fs = eng->sample_rate();
     const uint64_t need = static_cast<uint64_t>(eff.mixer.ramp_ms * 1e-3 * fs) + 2 * jack->buffer_size() + 64;
     const uint64_t start = eng->counters().samples.load();
     const auto deadline = Clock::now() + std::chrono::milliseconds(1000);
     std::string reason;
-    while (eng->counters().samples.load() - start < need && Clock::now() < deadline && !jack->take_shutdown(reason)) {
+    while (eng->counters().samples.load() - start < need && Clock::now() < deadline &&
+           !jack->take_shutdown(reason)) {
         drain(*eng, true);
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -634,7 +643,8 @@ void Daemon::Impl::arm_signals() {
     });
 }
 
-Daemon::Daemon(Options opts, config::Config cfg) : _p(std::make_unique<Impl>(std::move(opts), std::move(cfg))) {}
+Daemon::Daemon(Options opts, config::Config cfg)
+    : _p(std::make_unique<Impl>(std::move(opts), std::move(cfg))) {}
 
 Daemon::~Daemon() = default;
 

@@ -39,8 +39,8 @@ void DoseKeeper::start_tracker(const std::string& id, Tracked& t, double now_utc
         const auto st = t.dose->status(now_utc);
         log::info("dose of '%s' resumed from the logs: %zu rows, %zu journal seconds%s; today NIOSH %.2f %%, "
                   "week WHO %.2f %%",
-                  id.c_str(), rb.rows, rb.journal_lines,
-                  rb.skipped ? " (torn or corrupt lines skipped)" : "", st.today.niosh_pct(), st.who_weekly_pct);
+                  id.c_str(), rb.rows, rb.journal_lines, rb.skipped ? " (torn or corrupt lines skipped)" : "",
+                  st.today.niosh_pct(), st.who_weekly_pct);
     } catch (const std::exception& e) {
         ++_log_errors;
         log::error("exposure logs of '%s' could not be read: %s (starting from zero)", id.c_str(), e.what());
@@ -49,7 +49,8 @@ void DoseKeeper::start_tracker(const std::string& id, Tracked& t, double now_utc
 }
 
 void DoseKeeper::configure(const config::Config& cfg, double now_utc) {
-    const bool settings_changed = cfg.dosimetry.day_starts_min != _day_start || cfg.dosimetry.who_mode != _who_mode;
+    const bool settings_changed =
+        cfg.dosimetry.day_starts_min != _day_start || cfg.dosimetry.who_mode != _who_mode;
     if (settings_changed && !_m.empty()) {
         log::info("dosimetry settings changed: rebuilding every musician's dose from the logs");
         flush();

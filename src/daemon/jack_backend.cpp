@@ -133,7 +133,8 @@ int JackBackend::Impl::on_xrun(void* arg) noexcept {
 
 int JackBackend::Impl::on_rate(jack_nframes_t r, void* arg) noexcept {
     Impl& s = *static_cast<Impl*>(arg);
-    if (s.rate.exchange(r, std::memory_order_acq_rel) != r) s.rate_changed.store(true, std::memory_order_release);
+    if (s.rate.exchange(r, std::memory_order_acq_rel) != r)
+        s.rate_changed.store(true, std::memory_order_release);
     return 0;
 }
 
@@ -240,8 +241,8 @@ JackBackend::~JackBackend() {
 bool JackBackend::open(const std::string& client_name, std::string& err) {
     close();
     jack_status_t status{};
-    jack_client_t* c = jack_client_open(client_name.c_str(),
-                                        static_cast<jack_options_t>(JackNoStartServer | JackUseExactName), &status);
+    jack_client_t* c = jack_client_open(
+        client_name.c_str(), static_cast<jack_options_t>(JackNoStartServer | JackUseExactName), &status);
     if (!c) {
         if (status & JackNameNotUnique)
             err = "the JACK client name '" + client_name + "' is taken (is another earshotd running?)";

@@ -43,8 +43,8 @@ void emit(State& s, Level lv, const char* text) {
 void summarise(State& s, const std::string& key, Bucket& b) {
     if (b.suppressed <= 0) return;
     char line[256];
-    std::snprintf(line, sizeof line, "... %ld more '%s' message%s suppressed in the last %.0f s", b.suppressed,
-                  key.c_str(), b.suppressed == 1 ? "" : "s", s.window_s);
+    std::snprintf(line, sizeof line, "... %ld more '%s' message%s suppressed in the last %.0f s",
+                  b.suppressed, key.c_str(), b.suppressed == 1 ? "" : "s", s.window_s);
     emit(s, b.level, line);
     b.suppressed = 0;
 }

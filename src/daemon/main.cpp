@@ -16,25 +16,24 @@
 namespace {
 
 void usage(std::FILE* f) {
-    std::fprintf(f,
-                 "usage: earshotd [--config FILE] [--state-dir DIR] [--runtime-dir DIR] [--check-config]\n"
-                 "                [--no-mlock] [--debug]\n"
-                 "\n"
-                 "The earshot daemon: a JACK client that runs every musician's monitor mix with its\n"
-                 "ceiling, meters and dosimeter (docs/daemon.md). Runs in the foreground.\n"
-                 "\n"
-                 "  --config FILE      the YAML config (default /etc/earshot/earshot.yaml)\n"
-                 "  --state-dir DIR    exposure logs and the live mix (default $STATE_DIRECTORY, else\n"
-                 "                     /var/lib/earshot)\n"
-                 "  --runtime-dir DIR  status.json and the control socket (default $RUNTIME_DIRECTORY,\n"
-                 "                     else /run/earshot)\n"
-                 "  --check-config     validate the config, print every error, exit 0 (valid) or 78\n"
-                 "  --no-mlock         do not lock memory\n"
-                 "  --debug            debug log lines\n"
-                 "  --version, --help\n"
-                 "\n"
-                 "It joins the JACK server named by JACK_DEFAULT_SERVER and never starts one.\n"
-                 "Signals: SIGHUP reloads the config, SIGTERM/SIGINT fade out and stop.\n");
+    std::fprintf(f, "usage: earshotd [--config FILE] [--state-dir DIR] [--runtime-dir DIR] [--check-config]\n"
+                    "                [--no-mlock] [--debug]\n"
+                    "\n"
+                    "The earshot daemon: a JACK client that runs every musician's monitor mix with its\n"
+                    "ceiling, meters and dosimeter (docs/daemon.md). Runs in the foreground.\n"
+                    "\n"
+                    "  --config FILE      the YAML config (default /etc/earshot/earshot.yaml)\n"
+                    "  --state-dir DIR    exposure logs and the live mix (default $STATE_DIRECTORY, else\n"
+                    "                     /var/lib/earshot)\n"
+                    "  --runtime-dir DIR  status.json and the control socket (default $RUNTIME_DIRECTORY,\n"
+                    "                     else /run/earshot)\n"
+                    "  --check-config     validate the config, print every error, exit 0 (valid) or 78\n"
+                    "  --no-mlock         do not lock memory\n"
+                    "  --debug            debug log lines\n"
+                    "  --version, --help\n"
+                    "\n"
+                    "It joins the JACK server named by JACK_DEFAULT_SERVER and never starts one.\n"
+                    "Signals: SIGHUP reloads the config, SIGTERM/SIGINT fade out and stop.\n");
 }
 
 std::string env_dir(const char* var, const char* fallback) {
@@ -63,12 +62,18 @@ int main(int argc, char** argv) {
             }
             out = argv[++i];
         };
-        if (a == "--config") value(opt.config_path);
-        else if (a == "--state-dir") value(opt.state_dir);
-        else if (a == "--runtime-dir") value(opt.runtime_dir);
-        else if (a == "--check-config") check = true;
-        else if (a == "--no-mlock") opt.lock_memory = false;
-        else if (a == "--debug") daemon::log::set_debug(true);
+        if (a == "--config")
+            value(opt.config_path);
+        else if (a == "--state-dir")
+            value(opt.state_dir);
+        else if (a == "--runtime-dir")
+            value(opt.runtime_dir);
+        else if (a == "--check-config")
+            check = true;
+        else if (a == "--no-mlock")
+            opt.lock_memory = false;
+        else if (a == "--debug")
+            daemon::log::set_debug(true);
         else if (a == "--help" || a == "-h") {
             usage(stdout);
             return 0;
@@ -87,8 +92,10 @@ int main(int argc, char** argv) {
         cfg = config::load_file(opt.config_path);
     } catch (const config::ConfigErrors& e) {
         for (const auto& err : e.errors()) {
-            if (check) std::fprintf(stderr, "%s\n", err.format().c_str());
-            else daemon::log::error("%s", err.format().c_str());
+            if (check)
+                std::fprintf(stderr, "%s\n", err.format().c_str());
+            else
+                daemon::log::error("%s", err.format().c_str());
         }
         if (!check) daemon::log::error("invalid config: not starting (exit 78)");
         return daemon::exit_config;

@@ -31,10 +31,14 @@ bool read_db(const json::value* v, double& out) {
         out = neg_inf;
         return true;
     }
-    if (v->is_double()) out = v->as_double();
-    else if (v->is_int64()) out = static_cast<double>(v->as_int64());
-    else if (v->is_uint64()) out = static_cast<double>(v->as_uint64());
-    else return false;
+    if (v->is_double())
+        out = v->as_double();
+    else if (v->is_int64())
+        out = static_cast<double>(v->as_int64());
+    else if (v->is_uint64())
+        out = static_cast<double>(v->as_uint64());
+    else
+        return false;
     return std::isfinite(out) && out >= -90.0 && out <= 12.0;
 }
 
@@ -52,9 +56,12 @@ bool read_send(const json::value* v, SendValue& s) {
     if (!read_db(o.if_contains("gain_db"), s.gain_db)) return false;
     const json::value* p = o.if_contains("pan");
     if (!p) return false;
-    if (p->is_double()) s.pan = p->as_double();
-    else if (p->is_int64()) s.pan = static_cast<double>(p->as_int64());
-    else return false;
+    if (p->is_double())
+        s.pan = p->as_double();
+    else if (p->is_int64())
+        s.pan = static_cast<double>(p->as_int64());
+    else
+        return false;
     if (!(s.pan >= -1.0 && s.pan <= 1.0)) return false;
     const json::value* m = o.if_contains("mute");
     if (!m || !m->is_bool()) return false;
@@ -108,18 +115,22 @@ bool MixState::load(const std::string& path, std::string& err) {
         const json::object& mo = kv.value().as_object();
         Musician m;
         const json::value* master = mo.if_contains("master");
-        if (!master || !master->is_object() || !read_db(master->as_object().if_contains("live"), m.master_live) ||
+        if (!master || !master->is_object() ||
+            !read_db(master->as_object().if_contains("live"), m.master_live) ||
             !read_db(master->as_object().if_contains("base"), m.master_base))
             return fail("musician '" + std::string(kv.key()) + "': bad 'master'");
         const json::value* sends = mo.if_contains("sends");
-        if (!sends || !sends->is_object()) return fail("musician '" + std::string(kv.key()) + "': bad 'sends'");
+        if (!sends || !sends->is_object())
+            return fail("musician '" + std::string(kv.key()) + "': bad 'sends'");
         for (const auto& skv : sends->as_object()) {
             if (!skv.value().is_object())
-                return fail("send '" + std::string(kv.key()) + "/" + std::string(skv.key()) + "' is not an object");
+                return fail("send '" + std::string(kv.key()) + "/" + std::string(skv.key()) +
+                            "' is not an object");
             Send s;
             if (!read_send(skv.value().as_object().if_contains("live"), s.live) ||
                 !read_send(skv.value().as_object().if_contains("base"), s.base))
-                return fail("send '" + std::string(kv.key()) + "/" + std::string(skv.key()) + "' is malformed");
+                return fail("send '" + std::string(kv.key()) + "/" + std::string(skv.key()) +
+                            "' is malformed");
             m.sends[std::string(skv.key())] = s;
         }
         _m[std::string(kv.key())] = std::move(m);

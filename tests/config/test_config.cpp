@@ -145,9 +145,10 @@ TEST_CASE("error formatting", "[config]") {
 
 TEST_CASE("each kind of mistake: message, line and column", "[config]") {
     SECTION("a mono output named like an input (same JACK port name)") {
-        expect_one(head + "  - id: vocal\n    output: mono\n    protection: { peak_ceiling_db_spl: 110 }\n", 6, 9,
-                   "musicians[0].id: 'vocal' names this mono output's JACK port, which input 'vocal' (line 4) "
-                   "already uses");
+        expect_one(
+            head + "  - id: vocal\n    output: mono\n    protection: { peak_ceiling_db_spl: 110 }\n", 6, 9,
+            "musicians[0].id: 'vocal' names this mono output's JACK port, which input 'vocal' (line 4) "
+            "already uses");
         // Stereo outputs are <id>_L / <id>_R: no clash.
         CHECK(errors_of(head + "  - id: vocal\n    protection: { peak_ceiling_db_spl: 110 }\n").empty());
     }

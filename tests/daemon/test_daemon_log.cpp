@@ -6,12 +6,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <chrono>
 #include <filesystem>
-#include <thread>
 #include <string>
+#include <thread>
 
 using namespace earshot;
 

@@ -12,9 +12,19 @@ import time
 from harness import check, main_wrapper
 
 
-def pids_of(name):
-    out = subprocess.run(["pgrep", "-f", name], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in out if int(p) != os.getpid()]
+def pids_of(text):
+    """Pids whose command line contains `text` (from /proc: no procps needed)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            cmd = open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd:
+            found.append(int(d))
+    return found
 
 
 def run(earshot):
@@ -37,7 +47,7 @@ def run(earshot):
     for who in ["ruben", "ana", "mika"]:
         check(f"\n{who}   WHO weekly" in out, f"{who} has an exposure log")
     time.sleep(0.5)
-    leftovers = [x for x in pids_of("jackd -s -n earshot-demo-") + pids_of("earshotd --config") if x]
+    leftovers = pids_of("jackd -s -n earshot-demo-") + pids_of("configs/demo.yaml --state-dir")
     check(not leftovers, f"no jackd or earshotd left running ({leftovers})")
     check(set(glob.glob("/tmp/earshot-demo-*")) <= before, "its temporary directory is removed")
 

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
-#include <unistd.h>
 #include <string>
+#include <unistd.h>
 
 using namespace earshot;
 
@@ -104,7 +104,8 @@ TEST_CASE("the file round-trips, -inf included, and bad files are rejected whole
         "{\"live\": {\"gain_db\": 0, \"pan\": 3, \"mute\": false}, \"base\": {\"gain_db\": 0, \"pan\": 0, "
         "\"mute\": false}}}}}}",
         "{\"version\": 1, \"musicians\": {\"d\": {\"master\": {\"live\": 0, \"base\": 0}, \"sends\": {\"t\": "
-        "{\"live\": {\"gain_db\": 0, \"pan\": 0}, \"base\": {\"gain_db\": 0, \"pan\": 0, \"mute\": false}}}}}}",
+        "{\"live\": {\"gain_db\": 0, \"pan\": 0}, \"base\": {\"gain_db\": 0, \"pan\": 0, \"mute\": "
+        "false}}}}}}",
     };
     for (const char* text : bad) {
         std::ofstream(path) << text;

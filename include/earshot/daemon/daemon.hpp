@@ -34,9 +34,9 @@ struct Options {
 
 constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;
-constexpr int exit_usage = 64;      // EX_USAGE
-constexpr int exit_cantcreat = 73;  // EX_CANTCREAT: state or runtime dir not usable
-constexpr int exit_config = 78;     // EX_CONFIG
+constexpr int exit_usage = 64;     // EX_USAGE
+constexpr int exit_cantcreat = 73; // EX_CANTCREAT: state or runtime dir not usable
+constexpr int exit_config = 78;    // EX_CONFIG
 
 class Daemon {
 public:

@@ -37,7 +37,7 @@ namespace earshot::daemon {
 struct LastSecond {
     double t_utc = 0;
     double laeq_dba[2] = {dosimetry::neg_inf, dosimetry::neg_inf}; // per ear, mix only
-    double level_dba = dosimetry::neg_inf;                          // musician level (louder ear + leak)
+    double level_dba = dosimetry::neg_inf;                         // musician level (louder ear + leak)
     double lcpeak_dbc = dosimetry::neg_inf;
     double limiter_gr_db = 0;
     int channels = 0;

@@ -98,10 +98,10 @@ public:
     bool pop_freewheel_edge(FreewheelEdge& e) noexcept;
 
     uint64_t xruns() const noexcept;
-    uint64_t cycles() const noexcept;   // process callbacks run
+    uint64_t cycles() const noexcept;    // process callbacks run
     uint64_t rt_errors() const noexcept; // cycles with no usable engine (outputs silenced)
     bool freewheeling() const noexcept;
-    float cpu_load() const;             // jack_cpu_load, percent
+    float cpu_load() const; // jack_cpu_load, percent
     RtInfo rt_info() const;
     /// Full names of the ports connected to one of ours ("" port name = none).
     std::vector<std::string> connections(const std::string& short_name) const;

@@ -28,20 +28,20 @@ void set_debug(bool on);
 void message(Level lv, const char* key, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 void vmessage(Level lv, const char* key, const char* fmt, std::va_list ap);
 
-#define EARSHOT_LOG_FN(name, level)                                                                     \
-    inline void name(const char* fmt, ...) __attribute__((format(printf, 1, 2)));                      \
-    inline void name(const char* fmt, ...) {                                                           \
-        std::va_list ap;                                                                               \
-        va_start(ap, fmt);                                                                             \
-        vmessage(level, nullptr, fmt, ap);                                                             \
-        va_end(ap);                                                                                    \
-    }                                                                                                  \
+#define EARSHOT_LOG_FN(name, level)                                                                          \
+    inline void name(const char* fmt, ...) __attribute__((format(printf, 1, 2)));                            \
+    inline void name(const char* fmt, ...) {                                                                 \
+        std::va_list ap;                                                                                     \
+        va_start(ap, fmt);                                                                                   \
+        vmessage(level, nullptr, fmt, ap);                                                                   \
+        va_end(ap);                                                                                          \
+    }                                                                                                        \
     inline void name##_limited(const char* key, const char* fmt, ...) __attribute__((format(printf, 2, 3))); \
-    inline void name##_limited(const char* key, const char* fmt, ...) {                                \
-        std::va_list ap;                                                                               \
-        va_start(ap, fmt);                                                                             \
-        vmessage(level, key, fmt, ap);                                                                 \
-        va_end(ap);                                                                                    \
+    inline void name##_limited(const char* key, const char* fmt, ...) {                                      \
+        std::va_list ap;                                                                                     \
+        va_start(ap, fmt);                                                                                   \
+        vmessage(level, key, fmt, ap);                                                                       \
+        va_end(ap);                                                                                          \
     }
 
 EARSHOT_LOG_FN(error, Level::error)
