@@ -254,7 +254,8 @@ bool Daemon::Impl::start_session() {
     backoff_s = 0;
     logged_xruns = 0;
     logged_rt_errors = 0;
-    const RtInfo rt = jack->rt_info();
+    RtInfo rt = jack->rt_info();
+    rt.policy &= ~SCHED_RESET_ON_FORK; // PipeWire's threads carry it
     log::notice("connected to JACK server '%s' as '%s': %u Hz, %u frames per period, latency %d frames "
                 "(%.2f ms); mixes fade in over %.0f ms",
                 server_name().c_str(), jack->client_name().c_str(), fs, period, eng->latency_frames(),
@@ -422,7 +423,8 @@ void Daemon::Impl::write_status() {
         j["dsp_load_pct"] = num(jack->cpu_load(), 1);
         j["freewheel"] = jack->freewheeling();
         const RtInfo rt = jack->rt_info();
-        j["realtime"] = rt.policy == SCHED_FIFO || rt.policy == SCHED_RR;
+        const int pol = rt.policy & ~SCHED_RESET_ON_FORK;
+        j["realtime"] = pol == SCHED_FIFO || pol == SCHED_RR;
         j["rt_priority"] = rt.priority;
         const auto& c = eng->counters();
         json::object e;
