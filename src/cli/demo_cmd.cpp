@@ -3,6 +3,7 @@
 // its own JACK client, starts earshotd with configs/demo.yaml and shows each musician's level,
 // limiter and dose live, then cleans everything up. Exit: 0 done, 1 error, 2 usage.
 #include "earshot/render/band.hpp"
+#include "status_view.hpp"
 
 #include <boost/json.hpp>
 #include <jack/jack.h>
@@ -37,7 +38,6 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 
 std::atomic<bool> g_stop{false};
-constexpr double nan_d = std::numeric_limits<double>::quiet_NaN();
 
 void on_signal(int) {
     g_stop.store(true);
@@ -169,89 +169,6 @@ bool child_alive(pid_t pid) {
     return pid > 0 && ::waitpid(pid, &st, WNOHANG) == 0;
 }
 
-double num_or(const json::value* v, double fallback) {
-    if (!v) return fallback;
-    if (v->is_double()) return v->as_double();
-    if (v->is_int64()) return double(v->as_int64());
-    if (v->is_uint64()) return double(v->as_uint64());
-    return fallback;
-}
-
-std::string bar(double value, double lo, double hi, int width) {
-    const double f = std::isfinite(value) ? std::clamp((value - lo) / (hi - lo), 0.0, 1.0) : 0.0;
-    const int n = static_cast<int>(std::lround(f * width));
-    std::string s;
-    for (int i = 0; i < width; ++i) s += i < n ? "#" : ".";
-    return s;
-}
-
-std::string fmt_db(double v) {
-    char b[16];
-    if (!std::isfinite(v)) return "  -- ";
-    std::snprintf(b, sizeof b, "%5.1f", v);
-    return b;
-}
-
-std::string fmt_left(double s) {
-    char b[32];
-    if (!std::isfinite(s)) return "   --  ";
-    if (s >= 3600 * 99) return " >99 h ";
-    std::snprintf(b, sizeof b, "%3dh%02dm", static_cast<int>(s / 3600),
-                  static_cast<int>(std::fmod(s, 3600) / 60));
-    return b;
-}
-
-// One frame of the live view from status.json.
-std::string render_view(const json::value& st, double elapsed, double total) {
-    std::ostringstream o;
-    const json::object& root = st.as_object();
-    const json::object* j = root.if_contains("jack") ? &root.at("jack").as_object() : nullptr;
-    char head[256];
-    std::snprintf(head, sizeof head, "earshot demo  %4.0f / %.0f s   JACK '%s' %s", elapsed, total,
-                  j && j->if_contains("server") ? j->at("server").as_string().c_str() : "?",
-                  j && j->if_contains("state") ? j->at("state").as_string().c_str() : "?");
-    o << head << "\n";
-    if (j && j->if_contains("sample_rate")) {
-        std::snprintf(head, sizeof head,
-                      "%.0f Hz, %.0f frames/period, latency %.0f frames, xruns %.0f, DSP %.1f %%",
-                      num_or(j->if_contains("sample_rate"), 0), num_or(j->if_contains("period"), 0),
-                      num_or(j->if_contains("latency_frames"), 0), num_or(j->if_contains("xruns"), 0),
-                      num_or(j->if_contains("dsp_load_pct"), 0));
-        o << head << "\n";
-    }
-    o << "\n  musician                  ear  LAeq,1s dBA (70..110)          peak dB SPL  limiter   NIOSH "
-         "today   WHO week  time left\n";
-    for (const json::value& mv : root.at("musicians").as_array()) {
-        const json::object& m = mv.as_object();
-        const json::array* laeq = m.if_contains("laeq_1s_dba") ? &m.at("laeq_1s_dba").as_array() : nullptr;
-        const json::array* peak = m.if_contains("peak_db_spl") ? &m.at("peak_db_spl").as_array() : nullptr;
-        const json::object* dose = m.if_contains("dose") ? &m.at("dose").as_object() : nullptr;
-        const int ch = static_cast<int>(num_or(m.if_contains("channels"), 1));
-        const std::string name = std::string(m.at("name").as_string().c_str()).substr(0, 24);
-        for (int c = 0; c < ch; ++c) {
-            const double l = laeq && c < int(laeq->size()) ? num_or(&(*laeq)[std::size_t(c)], nan_d) : nan_d;
-            const double p = peak && c < int(peak->size()) ? num_or(&(*peak)[std::size_t(c)], nan_d) : nan_d;
-            char line[256];
-            if (c == 0) {
-                const double gr = num_or(m.if_contains("limiter_gr_db"), 0);
-                const double niosh = dose ? num_or(dose->if_contains("niosh_pct"), 0) : 0;
-                const double who = dose ? num_or(dose->if_contains("who_weekly_pct"), 0) : 0;
-                const double left = dose ? num_or(dose->if_contains("niosh_seconds_left"), nan_d) : nan_d;
-                std::snprintf(line, sizeof line,
-                              "  %-24s  %s   %s %s   %s     %s  %5.1f dB   %7.3f %%   %7.3f %%   %s\n",
-                              name.c_str(), ch == 1 ? "M" : "L", bar(l, 70, 110, 24).c_str(),
-                              fmt_db(l).c_str(), fmt_db(p).c_str(), gr > 0.05 ? "GR" : "  ", gr, niosh, who,
-                              fmt_left(left).c_str());
-            } else {
-                std::snprintf(line, sizeof line, "  %-24s  R   %s %s   %s\n", "", bar(l, 70, 110, 24).c_str(),
-                              fmt_db(l).c_str(), fmt_db(p).c_str());
-            }
-            o << line;
-        }
-    }
-    return o.str();
-}
-
 } // namespace
 
 int demo_main(int argc, char** argv) {
@@ -364,7 +281,9 @@ int demo_main(int argc, char** argv) {
             boost::system::error_code ec;
             const json::value st = json::parse(ss.str(), ec);
             if (!ec && st.is_object() && st.as_object().if_contains("musicians")) {
-                last_frame = render_view(st, elapsed, seconds);
+                char title[64];
+                std::snprintf(title, sizeof title, "earshot demo  %4.0f / %.0f s", elapsed, seconds);
+                last_frame = render_status(st, title);
                 if (tty) {
                     std::printf("\x1b[H\x1b[2J%s\n(Ctrl-C to stop)\n", last_frame.c_str());
                 } else if (elapsed >= next_print) {

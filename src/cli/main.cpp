@@ -9,6 +9,7 @@ namespace earshot::cli {
 int bench_main(int argc, char** argv);
 int exposure_report_main(int argc, char** argv);
 int demo_main(int argc, char** argv);
+int control_main(const std::string& cmd, int argc, char** argv);
 } // namespace earshot::cli
 
 namespace {
@@ -23,6 +24,15 @@ void usage(std::FILE* f) {
                  "  bench     measure the engine on a generated workload (default: stage-32x16)\n"
                  "  report    exposure logs as a table, CSV, JSON or an HTML page with charts\n"
                  "  demo      a generated band through earshotd, with a live view of levels and dose\n"
+                 "\n"
+                 "  status    the running daemon: JACK, levels, limiter, dose per musician (--json)\n"
+                 "  top       live full-screen view of every musician (q quits)\n"
+                 "  set       move a fader: earshot set MUSICIAN master DB | MUSICIAN INPUT gain DB ...\n"
+                 "  scene     save | recall | delete NAME, list\n"
+                 "  reload    re-read the daemon's config (like SIGHUP), errors printed\n"
+                 "  dim       dim every mix (on|off, --db DB)\n"
+                 "  panic     silence every mix at once (on|off)\n"
+                 "  learn     MIDI learn (with a MIDI controller configured)\n"
                  "  version   print the version\n"
                  "\n"
                  "`earshot <command> --help` describes each command's options.\n");
@@ -41,6 +51,8 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return earshot::cli::bench_main(argc - 1, argv + 1);
     if (cmd == "report") return earshot::cli::exposure_report_main(argc - 1, argv + 1);
     if (cmd == "demo") return earshot::cli::demo_main(argc - 1, argv + 1);
+    for (const char* c : {"status", "top", "set", "scene", "reload", "dim", "panic", "learn"})
+        if (cmd == c) return earshot::cli::control_main(cmd, argc - 1, argv + 1);
     if (cmd == "version" || cmd == "--version") {
         std::printf("earshot %s\n", EARSHOT_VERSION);
         return 0;

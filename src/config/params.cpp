@@ -29,6 +29,8 @@ const std::vector<ParamSpec>& param_table() {
          "measurement mic: RMS SPL at the mic for that sine"},
         {"musicians[].ambient.isolation_db", "dB", 0, 60, 25, false, false,
          "insertion loss between the stage and the ear (IEM seal; 0 for a wedge)"},
+        {"control.max_clients", "", 1, 1024, 256, false, false,
+         "control socket: concurrent connections (more are refused with an error)"},
         {"dosimetry.keep_days", "days", 8, 3650, 730, false, false,
          "exposure-log retention: older day files are deleted"},
         {"dosimetry.who_mode", "", 1, 2, 1, false, false,

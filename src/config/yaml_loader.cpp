@@ -519,7 +519,7 @@ Config load_node(const YAML::Node& root, Ctx& cx) {
         return c;
     }
     if (!cx.is_map(root, "")) return c;
-    cx.check_keys(root, "", {"version", "jack", "mixer", "dosimetry", "inputs", "musicians"});
+    cx.check_keys(root, "", {"version", "jack", "control", "mixer", "dosimetry", "inputs", "musicians"});
     double version = std::nan("");
     cx.number(root, "version", "version", "version", version);
     if (!std::isnan(version)) c.version = static_cast<int>(version);
@@ -537,6 +537,29 @@ Config load_node(const YAML::Node& root, Ctx& cx) {
                 cx.error(j["client_name"], "jack.client_name",
                          "'" + name + "' is not a valid client name ([A-Za-z0-9_-], 1 to 32 characters)");
         }
+    }
+    if (const YAML::Node ct = root["control"]; ct && cx.is_map(ct, "control")) {
+        cx.check_keys(ct, "control", {"group", "read_group", "max_clients"});
+        for (const char* key : {"group", "read_group"}) {
+            std::string g;
+            const std::string path = std::string("control.") + key;
+            if (!cx.string(ct, key, path, g)) continue;
+            const bool ok = !g.empty() && g.size() <= 32 &&
+                            (std::islower(static_cast<unsigned char>(g[0])) || g[0] == '_') &&
+                            std::all_of(g.begin(), g.end(), [](char ch) {
+                                return std::islower(static_cast<unsigned char>(ch)) ||
+                                       std::isdigit(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+                            });
+            if (!ok) {
+                cx.error(ct[key], path,
+                         "'" + g + "' is not a group name ([a-z_][a-z0-9_-]*, at most 32 characters)");
+                continue;
+            }
+            (std::string(key) == "group" ? c.control.group : c.control.read_group) = g;
+        }
+        double mc = c.control.max_clients;
+        cx.number(ct, "max_clients", "control.max_clients", "control.max_clients", mc);
+        c.control.max_clients = static_cast<int>(mc);
     }
     if (const YAML::Node mx = root["mixer"]; mx && cx.is_map(mx, "mixer")) {
         cx.check_keys(mx, "mixer", {"ramp_ms", "startup_ramp_ms"});

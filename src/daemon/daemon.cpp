@@ -1,6 +1,8 @@
 #include "earshot/daemon/daemon.hpp"
 
 #include "earshot/config/loader.hpp"
+#include "earshot/control/protocol.hpp"
+#include "earshot/daemon/control_server.hpp"
 #include "earshot/daemon/dose_keeper.hpp"
 #include "earshot/daemon/jack_backend.hpp"
 #include "earshot/daemon/log.hpp"
@@ -106,6 +108,22 @@ bool write_file_atomic(const std::string& path, const std::string& text) {
     return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+bool write_file_durable(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) return false;
+    const bool ok =
+        ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+double json_db(const json::value& v) {
+    if (v.is_double()) return v.as_double();
+    if (v.is_int64()) return static_cast<double>(v.as_int64());
+    return -std::numeric_limits<double>::infinity(); // null = off
+}
+
 int musician_latency(const config::Musician& m, double fs) {
     dsp::TruePeakLimiter probe;
     probe.prepare(fs, 1, m.protection.lookahead_ms, m.protection.release_ms);
@@ -123,7 +141,7 @@ struct Meter {
 
 } // namespace
 
-struct Daemon::Impl {
+struct Daemon::Impl final : ControlHandler {
     Options opt;
     config::Config cfg; // as loaded
     MixState mix;
@@ -152,11 +170,39 @@ struct Daemon::Impl {
     bool stopping = false;
     int exit_code = exit_ok;
 
+    // Momentary layers on top of the live mix (not persisted): dim and panic.
+    double dim_db = 0; // 0 = off
+    bool panicked = false;
+
     boost::asio::io_context io;
     boost::asio::signal_set signals{io, SIGTERM, SIGINT, SIGHUP};
     boost::asio::steady_timer timer{io};
+    ControlServer control{io, *this, EARSHOT_VERSION_STRING};
 
     Impl(Options o, config::Config c) : opt(std::move(o)), cfg(std::move(c)), keeper(opt.state_dir) {}
+
+    // --- the mix the engine runs: live mix + dim/panic ---------------------------------------
+    double engine_master(double live_db) const {
+        if (panicked) return -std::numeric_limits<double>::infinity();
+        if (dim_db < 0 && std::isfinite(live_db)) return std::max(-90.0, live_db + dim_db);
+        return live_db;
+    }
+    config::Config engine_cfg() const {
+        config::Config c = eff;
+        for (config::Musician& m : c.musicians) m.mix.master_db = engine_master(m.mix.master_db);
+        return c;
+    }
+    void apply_masters(uint32_t ramp_samples = 0) {
+        if (!eng) return;
+        for (const config::Musician& m : eff.musicians)
+            eng->set_master(m.id, engine_master(m.mix.master_db), ramp_samples);
+    }
+    // --- control socket ----------------------------------------------------------------------
+    std::string handle(const control::Request& r, uid_t peer) override;
+    boost::json::value status_json() override;
+    std::vector<std::string> reload_config();
+    std::string scenes_path() const { return opt.state_dir + "/scenes.json"; }
+    void apply_send(const std::string& musician, const std::string& input, const SendValue& v);
 
     // --- sessions ---------------------------------------------------------------------------
     std::vector<PortSpec> port_specs() const;
@@ -168,10 +214,13 @@ struct Daemon::Impl {
     bool heard(uint64_t start_sample);
     // --- control ----------------------------------------------------------------------------
     void on_tick();
-    void reload();
+    void reload() { reload_config(); }
     void shutdown();
     void fade_out_and_close();
     void write_status();
+    json::value scene_snapshot() const;
+    json::object load_scenes(std::string& err) const;
+    bool save_scenes(const json::object& scenes, std::string& err) const;
     std::string summary() const;
     void watchdog();
     void save_mix();
@@ -237,7 +286,7 @@ bool Daemon::Impl::start_session() {
     }
     eng = std::make_unique<engine::Engine>(double(fs), std::max<uint32_t>(period, 64));
     // From silence, up to the live mix (SPEC §3.2): a new engine always fades in.
-    eng->apply_config(eff, engine::StartMode::fade_in);
+    eng->apply_config(engine_cfg(), engine::StartMode::fade_in);
     keeper.bind(*eng);
     fw_edges.clear();
     meters.clear();
@@ -326,7 +375,7 @@ void Daemon::Impl::replace_engine(uint32_t rate) {
     log::notice("JACK sample rate is now %u Hz: new engine, the mixes fade in again", rate);
     drain(*eng, true);
     auto next = std::make_unique<engine::Engine>(double(rate), std::max<uint32_t>(jack->buffer_size(), 64));
-    next->apply_config(eff, engine::StartMode::fade_in);
+    next->apply_config(engine_cfg(), engine::StartMode::fade_in);
     old_engines.push_back(std::move(eng));
     eng = std::move(next);
     keeper.bind(*eng);
@@ -335,18 +384,22 @@ void Daemon::Impl::replace_engine(uint32_t rate) {
     publish_ports();
 }
 
-void Daemon::Impl::reload() {
+std::vector<std::string> Daemon::Impl::reload_config() {
     notify::reloading();
-    log::notice("SIGHUP: reloading %s", opt.config_path.c_str());
+    log::notice("reloading %s", opt.config_path.c_str());
     config::Config next;
     try {
         next = config::load_file(opt.config_path);
     } catch (const config::ConfigErrors& e) {
-        for (const auto& err : e.errors()) log::error("%s", err.format().c_str());
+        std::vector<std::string> errs;
+        for (const auto& err : e.errors()) {
+            log::error("%s", err.format().c_str());
+            errs.push_back(err.format());
+        }
         log::error("reload rejected (%zu error%s); the running config stays", e.errors().size(),
                    e.errors().size() == 1 ? "" : "s");
         notify::ready(summary());
-        return;
+        return errs;
     }
     const bool rename = next.jack.client_name != cfg.jack.client_name;
     // The ports as they are now (with their slots): removed ones stay while their outputs fade out.
@@ -364,7 +417,18 @@ void Daemon::Impl::reload() {
             end_session("client renamed");
             next_retry = Clock::now();
         } else {
-            if (!eng->apply_config(eff, engine::StartMode::fade_in)) log::error("engine command queue full");
+            // New musicians join silent, get their ports and connections, and only then fade in,
+            // so what reaches the ears starts from silence however long connecting takes.
+            std::vector<std::string> fresh;
+            config::Config ec = engine_cfg();
+            for (config::Musician& m : ec.musicians) {
+                bool known = false;
+                for (const PortSpec& p : before) known = known || p.name == m.id || p.name == m.id + "_L";
+                if (known) continue;
+                fresh.push_back(m.id);
+                m.mix.master_db = -std::numeric_limits<double>::infinity();
+            }
+            if (!eng->apply_config(ec, engine::StartMode::fade_in)) log::error("engine command queue full");
             keeper.bind(*eng);
             lingering.clear();
             const std::vector<PortSpec> after = port_specs();
@@ -376,10 +440,19 @@ void Daemon::Impl::reload() {
             lingering_until =
                 Clock::now() + std::chrono::milliseconds(static_cast<int>(eff.mixer.ramp_ms) + 300);
             publish_ports();
+            const auto up =
+                static_cast<uint32_t>(std::max(1.0, eff.mixer.startup_ramp_ms * 1e-3 * eng->sample_rate()));
+            for (const std::string& id : fresh) {
+                const int i = eff.musician_index(id);
+                if (i >= 0)
+                    eng->set_master(
+                        id, engine_master(eff.musicians[static_cast<std::size_t>(i)].mix.master_db), up);
+            }
         }
     }
     log::notice("config reloaded: %zu inputs, %zu musicians", cfg.inputs.size(), cfg.musicians.size());
     notify::ready(summary());
+    return {};
 }
 
 void Daemon::Impl::save_mix() {
@@ -403,7 +476,7 @@ std::string Daemon::Impl::summary() const {
     return b;
 }
 
-void Daemon::Impl::write_status() {
+boost::json::value Daemon::Impl::status_json() {
     const double now = wall_now();
     json::object root;
     root["version"] = 1;
@@ -444,19 +517,32 @@ void Daemon::Impl::write_status() {
         o["channels"] = m.channels();
         const double off = config::calibration_offset_db(m.calibration);
         o["ceiling_db_spl"] = num(m.protection.peak_ceiling_db_spl);
+        if (const MixState::Musician* lm = mix.find(m.id)) {
+            json::object mx;
+            mx["master_db"] = control::db_json(lm->master_live);
+            json::object sends;
+            for (const auto& [in, sd] : lm->sends) {
+                if (std::isinf(sd.live.gain_db) && !sd.live.mute && sd.live.pan == 0) continue; // off
+                json::object so;
+                so["gain_db"] = control::db_json(sd.live.gain_db);
+                so["pan"] = sd.live.pan;
+                so["mute"] = sd.live.mute;
+                sends[in] = std::move(so);
+            }
+            mx["sends"] = std::move(sends);
+            o["mix"] = std::move(mx);
+        }
         if (eng) {
             const uint32_t key = eng->musician_key(m.id);
             const auto it = meters.find(key);
             if (it != meters.end()) {
-                Meter& mt = const_cast<Meter&>(it->second);
+                const Meter& mt = it->second;
                 json::array pk;
                 for (int c = 0; c < m.channels(); ++c)
                     pk.push_back(num(dsp::gain_to_db(mt.held_peak[c]) + off, 1));
                 o["peak_db_spl"] = std::move(pk);
                 o["limiter_gr_db"] = num(std::max(0.0, -dsp::gain_to_db(mt.held_lim)), 2);
                 o["master_gain_db"] = num(dsp::gain_to_db(mt.master_gain), 2);
-                mt.held_peak[0] = mt.held_peak[1] = 0;
-                mt.held_lim = 1;
             }
         }
         if (const LastSecond* ls = keeper.last(m.id)) {
@@ -484,9 +570,270 @@ void Daemon::Impl::write_status() {
         ms.push_back(std::move(o));
     }
     root["musicians"] = std::move(ms);
+    json::object mixer;
+    mixer["dim_db"] = dim_db < 0 ? json::value(dim_db) : json::value(nullptr);
+    mixer["panic"] = panicked;
+    root["mixer"] = std::move(mixer);
+    const ControlStats cs = control.stats();
+    json::object co;
+    co["clients"] = cs.clients;
+    co["requests"] = cs.requests;
+    co["errors"] = cs.errors;
+    co["refused"] = cs.refused;
+    co["events_dropped"] = cs.events_dropped;
+    co["slow_disconnects"] = cs.slow_disconnects;
+    root["control"] = std::move(co);
+    return root;
+}
+
+void Daemon::Impl::write_status() {
+    const json::value root = status_json();
+    for (auto& [key, mt] : meters) {
+        mt.held_peak[0] = mt.held_peak[1] = 0;
+        mt.held_lim = 1;
+    }
     if (!write_file_atomic(opt.runtime_dir + "/status.json", json::serialize(root) + "\n"))
         log::warn_limited("status", "could not write %s/status.json: %s", opt.runtime_dir.c_str(),
                           std::strerror(errno));
+}
+
+json::value Daemon::Impl::scene_snapshot() const {
+    json::object mus;
+    for (const auto& [id, m] : mix.musicians()) {
+        json::object mo;
+        mo["master_db"] = control::db_json(m.master_live);
+        json::object sends;
+        for (const auto& [in, sd] : m.sends) {
+            json::object so;
+            so["gain_db"] = control::db_json(sd.live.gain_db);
+            so["pan"] = sd.live.pan;
+            so["mute"] = sd.live.mute;
+            sends[in] = std::move(so);
+        }
+        mo["sends"] = std::move(sends);
+        mus[id] = std::move(mo);
+    }
+    json::object scene;
+    scene["saved_utc"] = num(wall_now(), 0);
+    scene["musicians"] = std::move(mus);
+    return scene;
+}
+
+json::object Daemon::Impl::load_scenes(std::string& err) const {
+    std::FILE* f = std::fopen(scenes_path().c_str(), "rb");
+    if (!f) return json::object{};
+    std::string text;
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+    boost::system::error_code ec;
+    json::value v = json::parse(text, ec);
+    if (ec || !v.is_object() || !v.as_object().if_contains("scenes") ||
+        !v.as_object().at("scenes").is_object()) {
+        err = scenes_path() + " is not a valid scenes file";
+        return json::object{};
+    }
+    return v.as_object().at("scenes").as_object();
+}
+
+bool Daemon::Impl::save_scenes(const json::object& scenes, std::string& err) const {
+    json::object root;
+    root["version"] = 1;
+    root["scenes"] = scenes;
+    if (!write_file_durable(scenes_path(), json::serialize(root) + "\n")) {
+        err = scenes_path() + ": " + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+std::string Daemon::Impl::handle(const control::Request& r, uid_t peer) {
+    using control::Command;
+    switch (r.cmd) {
+    case Command::status:
+        return control::reply_ok(r.id, status_json());
+    case Command::set: {
+        const MixState::Musician* m = mix.find(r.musician);
+        if (!m)
+            return control::reply_error(r.id, control::code::not_found, "no musician '" + r.musician + "'");
+        json::object res;
+        res["musician"] = r.musician;
+        if (r.input.empty()) {
+            const double g = r.gain_db ? *r.gain_db : m->master_live;
+            mix.set_master(r.musician, g);
+            mix_changed = Clock::now();
+            eff = mix.effective(cfg);
+            if (eng) eng->set_master(r.musician, engine_master(g));
+            res["master_db"] = control::db_json(g);
+        } else {
+            const auto it = m->sends.find(r.input);
+            if (it == m->sends.end())
+                return control::reply_error(r.id, control::code::not_found, "no input '" + r.input + "'");
+            SendValue v = it->second.live;
+            if (r.gain_db) v.gain_db = *r.gain_db;
+            if (r.pan) v.pan = *r.pan;
+            if (r.mute) v.mute = *r.mute;
+            apply_send(r.musician, r.input, v);
+            res["input"] = r.input;
+            res["gain_db"] = control::db_json(v.gain_db);
+            res["pan"] = v.pan;
+            res["mute"] = v.mute;
+        }
+        log::info("control (uid %u): set %s%s%s", static_cast<unsigned>(peer), r.musician.c_str(),
+                  r.input.empty() ? " master" : " / ", r.input.c_str());
+        return control::reply_ok(r.id, std::move(res));
+    }
+    case Command::scene: {
+        std::string err;
+        json::object scenes = load_scenes(err);
+        if (!err.empty() && r.scene_action != control::SceneAction::save)
+            return control::reply_error(r.id, control::code::internal, err);
+        switch (r.scene_action) {
+        case control::SceneAction::list: {
+            json::array a;
+            for (const auto& kv : scenes) {
+                json::object e;
+                e["name"] = kv.key();
+                if (kv.value().is_object() && kv.value().as_object().if_contains("saved_utc"))
+                    e["saved_utc"] = kv.value().as_object().at("saved_utc");
+                a.push_back(std::move(e));
+            }
+            json::object res;
+            res["scenes"] = std::move(a);
+            return control::reply_ok(r.id, std::move(res));
+        }
+        case control::SceneAction::save: {
+            scenes[r.scene] = scene_snapshot();
+            if (!save_scenes(scenes, err)) return control::reply_error(r.id, control::code::internal, err);
+            log::notice("control (uid %u): scene '%s' saved", static_cast<unsigned>(peer), r.scene.c_str());
+            json::object res;
+            res["saved"] = r.scene;
+            return control::reply_ok(r.id, std::move(res));
+        }
+        case control::SceneAction::remove: {
+            if (!scenes.erase(r.scene))
+                return control::reply_error(r.id, control::code::not_found, "no scene '" + r.scene + "'");
+            if (!save_scenes(scenes, err)) return control::reply_error(r.id, control::code::internal, err);
+            json::object res;
+            res["deleted"] = r.scene;
+            return control::reply_ok(r.id, std::move(res));
+        }
+        case control::SceneAction::recall: {
+            const json::value* sc = scenes.if_contains(r.scene);
+            if (!sc || !sc->is_object() || !sc->as_object().if_contains("musicians"))
+                return control::reply_error(r.id, control::code::not_found, "no scene '" + r.scene + "'");
+            json::array applied, skipped;
+            for (const auto& mkv : sc->as_object().at("musicians").as_object()) {
+                const std::string id(mkv.key());
+                const MixState::Musician* m = mix.find(id);
+                if (!m || !mkv.value().is_object()) {
+                    skipped.push_back(json::value(id + ": not in the running config"));
+                    continue;
+                }
+                const json::object& mo = mkv.value().as_object();
+                // Every value is checked like a `set`: gains are clamped to [-90, +12] dB.
+                if (const json::value* md = mo.if_contains("master_db")) {
+                    double g = json_db(*md);
+                    if (std::isfinite(g)) g = std::clamp(g, -90.0, 12.0);
+                    mix.set_master(id, g);
+                }
+                if (const json::value* sends = mo.if_contains("sends"); sends && sends->is_object()) {
+                    for (const auto& skv : sends->as_object()) {
+                        const std::string in(skv.key());
+                        if (!m->sends.count(in) || !skv.value().is_object()) {
+                            skipped.push_back(json::value(id + "/" + in + ": no such input now"));
+                            continue;
+                        }
+                        const json::object& so = skv.value().as_object();
+                        SendValue v;
+                        v.gain_db = so.if_contains("gain_db") ? json_db(so.at("gain_db")) : v.gain_db;
+                        if (std::isfinite(v.gain_db)) v.gain_db = std::clamp(v.gain_db, -90.0, 12.0);
+                        v.pan = so.if_contains("pan") ? std::clamp(json_db(so.at("pan")), -1.0, 1.0) : 0.0;
+                        if (!std::isfinite(v.pan)) v.pan = 0;
+                        v.mute = so.if_contains("mute") && so.at("mute").is_bool() && so.at("mute").as_bool();
+                        mix.set_send(id, in, v);
+                    }
+                }
+                applied.push_back(json::value(id));
+            }
+            mix_changed = Clock::now();
+            eff = mix.effective(cfg);
+            // One rebuild with ramps (sends that were off may come on): no jumps (SPEC §3.2).
+            if (eng) {
+                eng->apply_config(engine_cfg(), engine::StartMode::fade_in);
+                keeper.bind(*eng);
+                if (jack) publish_ports();
+            }
+            log::notice("control (uid %u): scene '%s' recalled", static_cast<unsigned>(peer),
+                        r.scene.c_str());
+            json::object res;
+            res["recalled"] = r.scene;
+            res["musicians"] = std::move(applied);
+            res["skipped"] = std::move(skipped);
+            return control::reply_ok(r.id, std::move(res));
+        }
+        }
+        break;
+    }
+    case Command::reload: {
+        const std::vector<std::string> errs = reload_config();
+        if (!errs.empty()) {
+            std::string msg =
+                "the config has " + std::to_string(errs.size()) + " error(s); the running config stays:";
+            for (const std::string& e : errs) msg += "\n" + e;
+            return control::reply_error(r.id, control::code::invalid_config, msg);
+        }
+        json::object res;
+        res["reloaded"] = opt.config_path;
+        res["musicians"] = cfg.musicians.size();
+        res["inputs"] = cfg.inputs.size();
+        return control::reply_ok(r.id, std::move(res));
+    }
+    case Command::dim: {
+        dim_db = r.on ? r.dim_db : 0.0;
+        apply_masters();
+        log::notice("control (uid %u): dim %s", static_cast<unsigned>(peer), r.on ? "on" : "off");
+        json::object res;
+        res["dim_db"] = dim_db < 0 ? json::value(dim_db) : json::value(nullptr);
+        return control::reply_ok(r.id, std::move(res));
+    }
+    case Command::panic: {
+        panicked = r.on;
+        // On: silence within one period. Off: back up over the start-up ramp, like a start.
+        const uint32_t period = jack ? std::max<uint32_t>(1, jack->buffer_size()) : 256;
+        const uint32_t up =
+            eng ? static_cast<uint32_t>(std::max(1.0, eff.mixer.startup_ramp_ms * 1e-3 * eng->sample_rate()))
+                : 0;
+        apply_masters(panicked ? period : up);
+        log::notice("control (uid %u): panic %s", static_cast<unsigned>(peer),
+                    r.on ? "ON: every mix silenced" : "off");
+        json::object res;
+        res["panic"] = panicked;
+        return control::reply_ok(r.id, std::move(res));
+    }
+    case Command::learn:
+        return control::reply_error(r.id, control::code::unavailable,
+                                    "MIDI learn needs a MIDI controller in the config (controllers:)");
+    case Command::ping:
+    case Command::commands:
+    case Command::subscribe:
+    case Command::unsubscribe:
+        break; // the server answers these itself
+    }
+    return control::reply_error(r.id, control::code::internal, "unhandled command");
+}
+
+void Daemon::Impl::apply_send(const std::string& musician, const std::string& input, const SendValue& v) {
+    mix.set_send(musician, input, v);
+    mix_changed = Clock::now();
+    eff = mix.effective(cfg);
+    if (eng && !eng->set_send(musician, input, v.gain_db, v.pan, v.mute)) {
+        // A send the running graph does not have yet: rebuild (ramped like a reload).
+        eng->apply_config(engine_cfg(), engine::StartMode::fade_in);
+        keeper.bind(*eng);
+        if (jack) publish_ports();
+    }
 }
 
 void Daemon::Impl::watchdog() {
@@ -578,6 +925,7 @@ void Daemon::Impl::on_tick() {
         keeper.housekeeping(wall_now());
         log::flush_suppressed();
     }
+    control.publish();
     if (secs_since(last_summary) >= 10.0) {
         last_summary = now;
         notify::status(summary());
@@ -614,6 +962,7 @@ void Daemon::Impl::shutdown() {
     keeper.flush();
     save_mix();
     ::unlink((opt.runtime_dir + "/status.json").c_str());
+    control.close();
     timer.cancel();
     signals.cancel();
     io.stop();
@@ -637,6 +986,7 @@ void Daemon::Impl::arm_signals() {
     signals.async_wait([this](const boost::system::error_code& ec, int sig) {
         if (ec || stopping) return;
         if (sig == SIGHUP) {
+            log::notice("SIGHUP");
             reload();
             arm_signals();
         } else {
@@ -666,6 +1016,10 @@ int Daemon::run() {
     s.eff = s.mix.effective(s.cfg);
     s.save_mix();
     s.keeper.configure(s.cfg, wall_now());
+    if (!s.control.open(s.opt.runtime_dir + "/control.sock", s.cfg.control, err)) {
+        log::error("control socket: %s", err.c_str());
+        return err.rfind("control.", 0) == 0 ? exit_config : exit_cantcreat;
+    }
     s.wd_usec = notify::watchdog_usec();
     log::notice("earshotd: %zu inputs, %zu musicians from %s; state in %s", s.cfg.inputs.size(),
                 s.cfg.musicians.size(), s.opt.config_path.c_str(), s.opt.state_dir.c_str());
@@ -680,15 +1034,9 @@ int Daemon::run() {
 
 bool Daemon::set_send(const std::string& musician, const std::string& input, const SendValue& v) {
     Impl& s = *_p;
-    if (!s.mix.set_send(musician, input, v)) return false;
-    s.mix_changed = Clock::now();
-    s.eff = s.mix.effective(s.cfg);
-    if (s.eng && !s.eng->set_send(musician, input, v.gain_db, v.pan, v.mute)) {
-        // A send the running graph does not have yet: rebuild (ramped like a reload).
-        s.eng->apply_config(s.eff, engine::StartMode::fade_in);
-        s.keeper.bind(*s.eng);
-        if (s.jack) s.publish_ports();
-    }
+    const MixState::Musician* m = s.mix.find(musician);
+    if (!m || !m->sends.count(input)) return false;
+    s.apply_send(musician, input, v);
     return true;
 }
 
@@ -697,7 +1045,7 @@ bool Daemon::set_master(const std::string& musician, double gain_db) {
     if (!s.mix.set_master(musician, gain_db)) return false;
     s.mix_changed = Clock::now();
     s.eff = s.mix.effective(s.cfg);
-    if (s.eng) s.eng->set_master(musician, gain_db);
+    if (s.eng) s.eng->set_master(musician, s.engine_master(gain_db));
     return true;
 }
 

@@ -377,13 +377,15 @@ bool Engine::set_send(const std::string& musician, const std::string& input, dou
             c.send.strip = static_cast<uint16_t>(i);
             c.send.send = static_cast<uint16_t>(k);
             pan_gains(gain_db, pan, mute, s.channels, c.send.gain_l, c.send.gain_r);
-            return push_command(c);
+            if (!push_command(c)) return false;
+            remember_send(musician, input, gain_db, pan, mute);
+            return true;
         }
     }
     return false;
 }
 
-bool Engine::set_master(const std::string& musician, double gain_db) {
+bool Engine::set_master(const std::string& musician, double gain_db, uint32_t ramp_samples) {
     const MixGraph* g = _ctl->latest;
     if (!g) return false;
     for (std::size_t i = 0; i < g->strips.size(); ++i) {
@@ -394,9 +396,35 @@ bool Engine::set_master(const std::string& musician, double gain_db) {
         c.master.generation = g->generation;
         c.master.strip = static_cast<uint16_t>(i);
         c.master.gain = static_cast<float>(dsp::db_to_gain(gain_db));
-        return push_command(c);
+        c.master.ramp = ramp_samples;
+        if (!push_command(c)) return false;
+        if (_ctl->have_cfg)
+            for (config::Musician& m : _ctl->last_cfg.musicians)
+                if (m.id == musician) m.mix.master_db = gain_db;
+        return true;
     }
     return false;
+}
+
+void Engine::remember_send(const std::string& musician, const std::string& input, double gain_db, double pan,
+                           bool mute) {
+    if (!_ctl->have_cfg) return;
+    for (config::Musician& m : _ctl->last_cfg.musicians) {
+        if (m.id != musician) continue;
+        for (config::Send& sd : m.mix.sends) {
+            if (sd.input != input) continue;
+            sd.gain_db = gain_db;
+            sd.pan = pan;
+            sd.mute = mute;
+            return;
+        }
+        config::Send sd;
+        sd.input = input;
+        sd.gain_db = gain_db;
+        sd.pan = pan;
+        sd.mute = mute;
+        m.mix.sends.push_back(std::move(sd));
+    }
 }
 
 void Engine::poll() {
@@ -496,7 +524,8 @@ void Engine::process(uint32_t nframes, const float* const* in, int n_in, float* 
                 break;
             }
             Strip& s = g->strips[c.master.strip];
-            s.master.set_ramp_samples(s.ramp_samples); // the start-up fade may have used a longer one
+            // The start-up fade may have used a longer ramp; a panic asks for a shorter one.
+            s.master.set_ramp_samples(c.master.ramp ? c.master.ramp : s.ramp_samples);
             s.master.set_target(c.master.gain);
             break;
         }

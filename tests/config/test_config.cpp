@@ -455,6 +455,7 @@ musicians:
         {"musicians[].ambient.isolation_db", m.ambient->isolation_db},
         {"dosimetry.keep_days", c.dosimetry.keep_days},
         {"dosimetry.who_mode", c.dosimetry.who_mode},
+        {"control.max_clients", c.control.max_clients},
         {"musicians[].mix.master_db", m.mix.master_db},
         {"musicians[].mix.sends.<input>.gain_db", m.mix.sends[0].gain_db},
         {"musicians[].mix.sends.<input>.pan", m.mix.sends[0].pan},
@@ -473,6 +474,20 @@ musicians:
         CHECK(it->second == p.def);
     }
     CHECK_FALSE(m.protection.max_laeq_1s_dba.has_value());
+}
+
+TEST_CASE("control socket settings", "[config]") {
+    const Config c =
+        load_string("version: 1\ncontrol: { group: audio, read_group: _monitor-1, max_clients: 32 }\n"
+                    "inputs: [{id: a}]\nmusicians: []\n");
+    CHECK(c.control.group == "audio");
+    CHECK(c.control.read_group == "_monitor-1");
+    CHECK(c.control.max_clients == 32);
+    expect_one("version: 1\ncontrol: { group: Audio }\ninputs: [{id: a}]\n", 2, 19,
+               "control.group: 'Audio' is not a group name");
+    expect_one("version: 1\ncontrol: { max_clients: 0 }\ninputs: [{id: a}]\n", 2, 25,
+               "control.max_clients: 0 is out of range [1, 1024]");
+    expect_one("version: 1\ncontrol: { grup: x }\ninputs: [{id: a}]\n", 2, 12, "did you mean 'group'?");
 }
 
 TEST_CASE("number syntax", "[config]") {

@@ -116,9 +116,17 @@ struct Dosimetry {
     int keep_days = 730;         // exposure-log retention in dose days, [8, 3650]
 };
 
+/// The daemon's control socket (docs/control-protocol.md).
+struct Control {
+    std::string group; // group owning the socket; its members may change things ("" = the daemon's group)
+    std::string read_group; // optional wider group allowed read-only commands (status, subscribe, scene list)
+    int max_clients = 256;  // concurrent connections, [1, 1024]
+};
+
 struct Config {
     int version = 1;
     Jack jack;
+    Control control;
     Mixer mixer;
     Dosimetry dosimetry;
     std::vector<Input> inputs;

@@ -73,10 +73,13 @@ public:
     bool apply_config(const config::Config& cfg, StartMode mode = StartMode::fade_in);
 
     /// [control] Moves a send (dB, -inf = off; pan -1..1; mute). False: unknown ids or queue full.
+    /// Like set_master(), the value is also kept in the engine's copy of the config, so a later
+    /// compaction (which rebuilds the graph from that copy) keeps it.
     bool set_send(const std::string& musician, const std::string& input, double gain_db, double pan,
                   bool mute);
-    /// [control] Moves a musician's master (dB, -inf = off).
-    bool set_master(const std::string& musician, double gain_db);
+    /// [control] Moves a musician's master (dB, -inf = off) over ramp_samples (0 = mixer.ramp_ms;
+    /// e.g. one period for a panic).
+    bool set_master(const std::string& musician, double gain_db, uint32_t ramp_samples = 0);
 
     /// [control] Housekeeping: deletes retired graphs, drops faded-out sends and musicians.
     void poll();
@@ -116,6 +119,8 @@ private:
     struct Control;
 
     bool push_command(const EngineCommand& c);
+    void remember_send(const std::string& musician, const std::string& input, double gain_db, double pan,
+                       bool mute);
     void process_chunk(uint32_t n, const float* const* in, int n_in, float* const* out, int n_out) noexcept;
     void swap_rt(MixGraph* g) noexcept;
 

@@ -57,7 +57,8 @@ struct SetSend {
 struct SetMaster {
     uint32_t generation;
     uint16_t strip;
-    float gain; // linear
+    float gain;    // linear
+    uint32_t ramp; // ramp length in samples, 0 = the strip's (mixer.ramp_ms)
 };
 
 struct SwapGraph {
