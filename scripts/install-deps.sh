@@ -10,7 +10,7 @@ PKGS=(
   libsystemd-dev libsndfile1-dev
   python3-jack-client python3-numpy sox
   clang-14 libclang-rt-14-dev clang-format chromium
-  pipewire pipewire-bin pipewire-jack
+  pipewire pipewire-bin pipewire-jack tmux
 )
 
 missing=()

@@ -6,13 +6,14 @@
 #
 #   tests/fuzz/run_fuzz.sh TARGET SECONDS      e.g.  tests/fuzz/run_fuzz.sh config 60
 #
-# Targets: config (the YAML loader, tests/fuzz/fuzz_config.cpp). To add a parser: write
+# Targets: config (the YAML loader, tests/fuzz/fuzz_config.cpp), control (the control socket's
+# request parser, tests/fuzz/fuzz_control.cpp). To add a parser: write
 # tests/fuzz/fuzz_<name>.cpp, seed tests/fuzz/corpus/<name>/, and add a case below.
 # Environment: FUZZ_CXX (default clang++-14); FUZZ_ARTIFACTS (default ./fuzz-artifacts), where the
 # inputs of findings and the full log are kept when the run fails.
 set -euo pipefail
 
-usage() { echo "usage: $0 TARGET SECONDS   (targets: config)" >&2; exit 2; }
+usage() { echo "usage: $0 TARGET SECONDS   (targets: config, control)" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 target=$1
 seconds=$2
@@ -28,6 +29,11 @@ case "$target" in
     srcs=("$root"/src/config/*.cpp "$here/fuzz_config.cpp")
     read -r -a libs <<<"$(pkg-config --cflags --libs yaml-cpp)"
     extra_seeds=("$root"/configs/*.yaml)
+    ;;
+  control)
+    srcs=("$root"/src/control/*.cpp "$here/fuzz_control.cpp")
+    libs=(-lboost_json)
+    extra_seeds=()
     ;;
   *) echo "unknown fuzz target '$target'" >&2; usage ;;
 esac
@@ -46,7 +52,7 @@ echo "building fuzz-$target with $cxx"
 
 mkdir -p "$work/corpus" "$work/findings"
 cp "$here/corpus/$target"/* "$work/corpus/"
-cp "${extra_seeds[@]}" "$work/corpus/"
+[ ${#extra_seeds[@]} -eq 0 ] || cp "${extra_seeds[@]}" "$work/corpus/"
 
 echo "running fuzz-$target for ${seconds}s on $(find "$work/corpus" -type f | wc -l) seeds"
 status=0
