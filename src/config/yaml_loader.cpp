@@ -519,7 +519,8 @@ Config load_node(const YAML::Node& root, Ctx& cx) {
         return c;
     }
     if (!cx.is_map(root, "")) return c;
-    cx.check_keys(root, "", {"version", "jack", "control", "mixer", "dosimetry", "inputs", "musicians"});
+    cx.check_keys(root, "",
+                  {"version", "jack", "control", "mixer", "dosimetry", "show", "inputs", "musicians"});
     double version = std::nan("");
     cx.number(root, "version", "version", "version", version);
     if (!std::isnan(version)) c.version = static_cast<int>(version);
@@ -568,7 +569,67 @@ Config load_node(const YAML::Node& root, Ctx& cx) {
                   c.mixer.startup_ramp_ms);
     }
     if (const YAML::Node ds = root["dosimetry"]; ds && cx.is_map(ds, "dosimetry")) {
-        cx.check_keys(ds, "dosimetry", {"day_starts", "who_mode", "keep_days"});
+        cx.check_keys(ds, "dosimetry",
+                      {"day_starts", "who_mode", "keep_days", "guard", "guard_budget",
+                       "guard_rate_db_per_min", "guard_depth_db", "warn_pct", "rs2_dba"});
+        std::string g;
+        if (cx.string(ds, "guard", "dosimetry.guard", g)) {
+            if (g == "off" || g == "false")
+                c.dosimetry.guard = GuardMode::off;
+            else if (g == "warn")
+                c.dosimetry.guard = GuardMode::warn;
+            else if (g == "limit")
+                c.dosimetry.guard = GuardMode::limit;
+            else
+                cx.error(ds["guard"], "dosimetry.guard", "'" + g + "' is not one of off, warn, limit");
+        }
+        std::string b;
+        if (cx.string(ds, "guard_budget", "dosimetry.guard_budget", b)) {
+            if (b == "niosh")
+                c.dosimetry.guard_budget = GuardBudget::niosh;
+            else if (b == "who")
+                c.dosimetry.guard_budget = GuardBudget::who;
+            else
+                cx.error(ds["guard_budget"], "dosimetry.guard_budget",
+                         "'" + b + "' is not one of niosh, who");
+        }
+        cx.number(ds, "guard_rate_db_per_min", "dosimetry.guard_rate_db_per_min",
+                  "dosimetry.guard_rate_db_per_min", c.dosimetry.guard_rate_db_per_min);
+        cx.number(ds, "guard_depth_db", "dosimetry.guard_depth_db", "dosimetry.guard_depth_db",
+                  c.dosimetry.guard_depth_db);
+        cx.number(ds, "rs2_dba", "dosimetry.rs2_dba", "dosimetry.rs2_dba", c.dosimetry.rs2_dba);
+        if (const YAML::Node w = ds["warn_pct"]) {
+            if (!w.IsSequence() || w.size() == 0 || w.size() > 16) {
+                cx.error(w, "dosimetry.warn_pct",
+                         "expected a list of 1 to 16 percentages, e.g. [50, 80, 100]");
+            } else {
+                std::vector<double> v;
+                bool ok = true;
+                for (std::size_t i = 0; i < w.size(); ++i) {
+                    double x = std::nan("");
+                    const YAML::Node item = w[i];
+                    YAML::Node holder;
+                    holder["v"] = item;
+                    const std::size_t before = cx.errors.size();
+                    cx.number(holder, "v", "dosimetry.warn_pct[" + std::to_string(i) + "]",
+                              "dosimetry.warn_pct[]", x);
+                    if (cx.errors.size() != before) {
+                        // Re-anchor the message at the item itself.
+                        cx.errors.back().line = item.Mark().line + 1;
+                        cx.errors.back().col = item.Mark().column + 1;
+                        ok = false;
+                        continue;
+                    }
+                    if (!v.empty() && !(x > v.back())) {
+                        cx.error(item, "dosimetry.warn_pct[" + std::to_string(i) + "]",
+                                 "thresholds must be in ascending order");
+                        ok = false;
+                    }
+                    v.push_back(x);
+                }
+                if (ok) c.dosimetry.warn_pct = v;
+            }
+        }
         double keep = c.dosimetry.keep_days;
         cx.number(ds, "keep_days", "dosimetry.keep_days", "dosimetry.keep_days", keep);
         c.dosimetry.keep_days = static_cast<int>(keep);
@@ -589,6 +650,26 @@ Config load_node(const YAML::Node& root, Ctx& cx) {
             cx.error(ds["who_mode"], "dosimetry.who_mode", "must be 1 or 2");
         else
             c.dosimetry.who_mode = static_cast<int>(wm);
+    }
+    if (const YAML::Node sh = root["show"]; sh && cx.is_map(sh, "show")) {
+        cx.check_keys(sh, "show", {"end", "length_min"});
+        if (sh["end"] && sh["length_min"])
+            cx.error(sh["length_min"], "show.length_min", "give show.end or show.length_min, not both");
+        std::string t;
+        if (cx.string(sh, "end", "show.end", t)) {
+            int h = -1, mi = -1;
+            char extra = 0;
+            if (std::sscanf(t.c_str(), "%d:%d%c", &h, &mi, &extra) == 2 && h >= 0 && h <= 23 && mi >= 0 &&
+                mi <= 59 && t.size() == 5)
+                c.show.end_min = h * 60 + mi;
+            else
+                cx.error(sh["end"], "show.end", "'" + t + "' is not a local time HH:MM (00:00 to 23:59)");
+        }
+        double len = 0;
+        if (sh["length_min"]) {
+            cx.number(sh, "length_min", "show.length_min", "show.length_min", len);
+            c.show.length_min = len;
+        }
     }
     load_inputs(cx, root, c);
     std::vector<std::string> ids;

@@ -456,6 +456,9 @@ musicians:
         {"dosimetry.keep_days", c.dosimetry.keep_days},
         {"dosimetry.who_mode", c.dosimetry.who_mode},
         {"control.max_clients", c.control.max_clients},
+        {"dosimetry.guard_rate_db_per_min", c.dosimetry.guard_rate_db_per_min},
+        {"dosimetry.guard_depth_db", c.dosimetry.guard_depth_db},
+        {"dosimetry.rs2_dba", c.dosimetry.rs2_dba},
         {"musicians[].mix.master_db", m.mix.master_db},
         {"musicians[].mix.sends.<input>.gain_db", m.mix.sends[0].gain_db},
         {"musicians[].mix.sends.<input>.pan", m.mix.sends[0].pan},
@@ -465,7 +468,8 @@ musicians:
         CHECK(p.min <= p.max);
         if (std::isnan(p.def)) {
             // no default: required, or optional with "not set" meaning off
-            CHECK((p.required || p.key == "musicians[].protection.max_laeq_1s_dba"));
+            CHECK((p.required || p.key == "musicians[].protection.max_laeq_1s_dba" ||
+                   p.key == "dosimetry.warn_pct[]" || p.key == "show.length_min"));
             continue;
         }
         CHECK((p.def >= p.min && p.def <= p.max));
@@ -474,6 +478,38 @@ musicians:
         CHECK(it->second == p.def);
     }
     CHECK_FALSE(m.protection.max_laeq_1s_dba.has_value());
+}
+
+TEST_CASE("dose guard, warnings and show settings", "[config]") {
+    const Config d = load_string("version: 1\ninputs: [{id: a}]\n");
+    CHECK(d.dosimetry.guard == GuardMode::off);
+    CHECK(d.dosimetry.warn_pct == std::vector<double>{50, 80, 100});
+    CHECK(d.show.end_min == -1);
+    const Config c = load_string("version: 1\n"
+                                 "dosimetry: { guard: limit, guard_budget: who, guard_rate_db_per_min: 1, "
+                                 "guard_depth_db: 20, warn_pct: [25, 50, 100], rs2_dba: 95 }\n"
+                                 "show: { end: \"23:30\" }\n"
+                                 "inputs: [{id: a}]\n");
+    CHECK(c.dosimetry.guard == GuardMode::limit);
+    CHECK(c.dosimetry.guard_budget == GuardBudget::who);
+    CHECK(c.dosimetry.guard_rate_db_per_min == 1);
+    CHECK(c.dosimetry.guard_depth_db == 20);
+    CHECK(c.dosimetry.warn_pct == std::vector<double>{25, 50, 100});
+    CHECK(c.dosimetry.rs2_dba == 95);
+    CHECK(c.show.end_min == 23 * 60 + 30);
+    CHECK(load_string("version: 1\nshow: { length_min: 180 }\ninputs: [{id: a}]\n").show.length_min == 180);
+    expect_one("version: 1\ndosimetry: { guard: always }\ninputs: [{id: a}]\n", 2, 21,
+               "dosimetry.guard: 'always' is not one of off, warn, limit");
+    expect_one("version: 1\ndosimetry: { warn_pct: [50, 40] }\ninputs: [{id: a}]\n", 2, 29,
+               "dosimetry.warn_pct[1]: thresholds must be in ascending order");
+    expect_one("version: 1\ndosimetry: { warn_pct: [50, x] }\ninputs: [{id: a}]\n", 2, 29,
+               "dosimetry.warn_pct[1]: expected a number");
+    expect_one("version: 1\ndosimetry: { rs2_dba: 120 }\ninputs: [{id: a}]\n", 2, 23,
+               "dosimetry.rs2_dba: 120 is out of range [80, 100] dBA");
+    expect_one("version: 1\nshow: { end: \"25:00\" }\ninputs: [{id: a}]\n", 2, 14,
+               "show.end: '25:00' is not");
+    expect_one("version: 1\nshow: { end: \"22:00\", length_min: 60 }\ninputs: [{id: a}]\n", 2, 35,
+               "not both");
 }
 
 TEST_CASE("control socket settings", "[config]") {

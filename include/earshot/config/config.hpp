@@ -110,10 +110,26 @@ struct Mixer {
     double startup_ramp_ms = 2000; // fade-in from silence at start-up and reconnect, [10, 10000] ms
 };
 
+enum class GuardMode { off, warn, limit };
+enum class GuardBudget { niosh, who };
+
 struct Dosimetry {
     int day_starts_min = 6 * 60; // local time the dose day starts, minutes after midnight ("06:00")
     int who_mode = 1;            // H.870 weekly allowance: 1 = 1.6 Pa^2 h, 2 = 0.51 Pa^2 h (75 dBA x 40 h)
     int keep_days = 730;         // exposure-log retention in dose days, [8, 3650]
+    // Dose-aware protection (docs/protection.md).
+    GuardMode guard = GuardMode::off; // the dose budget guard
+    GuardBudget guard_budget = GuardBudget::niosh;
+    double guard_rate_db_per_min = 2.0; // fastest attenuation change, [0.1, 12] dB/min (1 dB per 30 s)
+    double guard_depth_db = 12.0;       // deepest attenuation, [0, 40] dB
+    std::vector<double> warn_pct = {50, 80, 100}; // dose warnings (then every further 100 %), ascending
+    double rs2_dba = 100.0;                       // momentary warning level (IEC 62368-1 RS2), [80, 100] dBA
+};
+
+/// The planned show (for the dose guard): an end time today, or a length from start-up.
+struct Show {
+    int end_min = -1;      // local time the show ends, minutes after midnight (-1: not set)
+    double length_min = 0; // or its length in minutes from earshotd's start, (0, 1440] (0: not set)
 };
 
 /// The daemon's control socket (docs/control-protocol.md).
@@ -129,6 +145,7 @@ struct Config {
     Control control;
     Mixer mixer;
     Dosimetry dosimetry;
+    Show show;
     std::vector<Input> inputs;
     std::vector<Musician> musicians;
     std::string source; // file name the config was read from ("<string>" for in-memory)
