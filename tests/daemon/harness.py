@@ -322,6 +322,13 @@ class Rig:
                 raise
 
     def ports(self, pattern=""):
+        # python-jack lists the names, then looks each one up: a port that goes away in between
+        # raises. Retry: the list is what the server has now.
+        for _ in range(20):
+            try:
+                return [p.name for p in self.client().get_ports(pattern)]
+            except jack.JackError:
+                time.sleep(0.01)
         return [p.name for p in self.client().get_ports(pattern)]
 
     def connections(self, port):

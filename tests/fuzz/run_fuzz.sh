@@ -7,13 +7,14 @@
 #   tests/fuzz/run_fuzz.sh TARGET SECONDS      e.g.  tests/fuzz/run_fuzz.sh config 60
 #
 # Targets: config (the YAML loader, tests/fuzz/fuzz_config.cpp), control (the control socket's
-# request parser, tests/fuzz/fuzz_control.cpp). To add a parser: write
+# request parser, tests/fuzz/fuzz_control.cpp), midi (the MIDI decoder and mapper,
+# tests/fuzz/fuzz_midi.cpp). To add a parser: write
 # tests/fuzz/fuzz_<name>.cpp, seed tests/fuzz/corpus/<name>/, and add a case below.
 # Environment: FUZZ_CXX (default clang++-14); FUZZ_ARTIFACTS (default ./fuzz-artifacts), where the
 # inputs of findings and the full log are kept when the run fails.
 set -euo pipefail
 
-usage() { echo "usage: $0 TARGET SECONDS   (targets: config, control)" >&2; exit 2; }
+usage() { echo "usage: $0 TARGET SECONDS   (targets: config, control, midi)" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 target=$1
 seconds=$2
@@ -33,6 +34,11 @@ case "$target" in
   control)
     srcs=("$root"/src/control/*.cpp "$here/fuzz_control.cpp")
     libs=(-lboost_json)
+    extra_seeds=()
+    ;;
+  midi)
+    srcs=("$root"/src/midi/*.cpp "$here/fuzz_midi.cpp")
+    libs=()
     extra_seeds=()
     ;;
   *) echo "unknown fuzz target '$target'" >&2; usage ;;
