@@ -29,12 +29,13 @@ struct RenderArgs {
     std::string out_dir = ".";
     uint32_t block = 256;
     bool quiet = false;
+    bool per_second = false;
 };
 
 void render_usage(std::FILE* f) {
     std::fprintf(
         f,
-        "usage: earshot render --config FILE --input AUDIO [--out-dir DIR] [--block N] [--quiet]\n"
+        "usage: earshot render --config FILE --input AUDIO [--out-dir DIR] [--block N] [--per-second] [--quiet]\n"
         "\n"
         "Runs the daemon's engine offline over a multichannel audio file (channel i = the i-th entry\n"
         "of `inputs` in the config; any format libsndfile reads, at the file's own rate) and writes\n"
@@ -45,6 +46,8 @@ void render_usage(std::FILE* f) {
         "  --input AUDIO   the multichannel input file (required)\n"
         "  --out-dir DIR   where the outputs go, created if missing (default: .)\n"
         "  --block N       frames per engine call, %u..%u (default: 256)\n"
+        "  --per-second    report.json gets each musician's level, loudness-cap and guard action\n"
+        "                  and cumulative NIOSH dose for every second (per_second)\n"
         "  --quiet         no progress bar and no summary\n"
         "  --help          this text\n"
         "\n"
@@ -87,6 +90,8 @@ int parse(int argc, char** argv, RenderArgs& a) {
             a.block = static_cast<uint32_t>(n);
         } else if (opt == "--quiet" || opt == "-q") {
             a.quiet = true;
+        } else if (opt == "--per-second") {
+            a.per_second = true;
         } else {
             std::fprintf(stderr, "earshot render: unknown option '%s'\n", opt.c_str());
             return -1;
@@ -185,6 +190,7 @@ int render_main(int argc, char** argv) {
         const auto t0 = std::chrono::steady_clock::now();
         render::RenderOptions opt;
         opt.block = a.block;
+        opt.per_second = a.per_second;
         render::RenderReport r;
         try {
             r = render::render_file(cfg, a.input, a.out_dir, opt,

@@ -184,6 +184,13 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
     auto prepare_strip = [&](Strip& s) {
         s.lim.prepare(_fs, s.channels, s.lookahead_ms, s.release_ms);
         s.lim.set_ceiling(s.ceiling);
+        if (s.has_cap) {
+            s.cap.prepare(_fs, s.channels, s.eardrum);
+            s.cap.set_cap_db(s.cap_db);
+            s.cap.set_enabled(true);
+        }
+        s.guard.set_ramp_samples(1);
+        s.guard.reset(1.0f);
         for (int c = 0; c < 2; ++c) {
             s.meter[c].prepare(_fs, s.eardrum);
             s.buf[c].assign(_max_block, 0.0f);
@@ -223,6 +230,8 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
             s.master_target = static_cast<float>(dsp::db_to_gain(m.mix.master_db));
             s.ramp_samples = ramp;
             s.eardrum = m.calibration.reference == config::Reference::eardrum;
+            s.has_cap = m.protection.max_laeq_1s_dba.has_value();
+            if (s.has_cap) s.cap_db = *m.protection.max_laeq_1s_dba - config::calibration_offset_db(m.calibration);
             prepare_strip(s);
             if (os) {
                 s.master.set_ramp_samples(ramp); // state copied on the RT side, then retargeted
@@ -295,6 +304,8 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
                 s.inherit = static_cast<int>(j);
                 s.retiring = true;
                 s.eardrum = o.eardrum;
+                s.has_cap = o.has_cap;
+                s.cap_db = o.cap_db;
                 prepare_strip(s);
                 s.master.set_ramp_samples(ramp);
                 for (std::size_t k = 0; k < o.sends.size(); ++k) {
@@ -406,6 +417,23 @@ bool Engine::set_master(const std::string& musician, double gain_db, uint32_t ra
     return false;
 }
 
+bool Engine::set_guard(const std::string& musician, double gain_db, uint32_t ramp_samples) {
+    const MixGraph* g = _ctl->latest;
+    if (!g) return false;
+    for (std::size_t i = 0; i < g->strips.size(); ++i) {
+        const Strip& s = g->strips[i];
+        if (s.retiring || s.id != musician) continue;
+        EngineCommand c{};
+        c.kind = EngineCommand::Kind::set_guard;
+        c.guard.generation = g->generation;
+        c.guard.strip = static_cast<uint16_t>(i);
+        c.guard.gain = static_cast<float>(dsp::db_to_gain(std::min(0.0, gain_db)));
+        c.guard.ramp = ramp_samples;
+        return push_command(c);
+    }
+    return false;
+}
+
 void Engine::remember_send(const std::string& musician, const std::string& input, double gain_db, double pan,
                            bool mute) {
     if (!_ctl->have_cfg) return;
@@ -459,6 +487,9 @@ void Engine::swap_rt(MixGraph* ng) noexcept {
             s.master.set_ramp_samples(r);
             s.master.set_target(s.master_target);
             s.lim.copy_state_from(o.lim);
+            if (s.has_cap && o.has_cap) s.cap.copy_state_from(o.cap);
+            s.guard = o.guard; // the guard's attenuation survives reloads
+            s.dose_cap_min = o.dose_cap_min;
             if (s.eardrum == o.eardrum) { // a changed reference starts fresh meters
                 s.meter[0] = o.meter[0];
                 s.meter[1] = o.meter[1];
@@ -515,6 +546,17 @@ void Engine::process(uint32_t nframes, const float* const* in, int n_in, float* 
             SendState& st = g->strips[c.send.strip].sends[c.send.send];
             st.gl.set_target(c.send.gain_l);
             st.gr.set_target(c.send.gain_r);
+            break;
+        }
+        case EngineCommand::Kind::set_guard: {
+            MixGraph* g = rt.live;
+            if (!g || g->generation != c.guard.generation || c.guard.strip >= g->strips.size()) {
+                _counters.stale_commands.fetch_add(1, std::memory_order_relaxed);
+                break;
+            }
+            Strip& s = g->strips[c.guard.strip];
+            s.guard.set_ramp_samples(c.guard.ramp ? c.guard.ramp : 1);
+            s.guard.set_target(c.guard.gain);
             break;
         }
         case EngineCommand::Kind::set_master: {
@@ -616,6 +658,23 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
             }
         }
         float* io[2] = {b0, b1};
+        if (s.has_cap) {
+            s.cap.process(io, s.channels, n); // loudness cap (slow, A-weighted), no delay
+            const float cg = s.cap.take_min_gain();
+            s.dose_cap_min = std::min(s.dose_cap_min, cg);
+            s.meter_cap_min = std::min(s.meter_cap_min, cg);
+        }
+        if (s.guard.ramping()) {
+            float* gn = s.gains.data();
+            s.guard.fill(gn, n);
+            for (uint32_t i = 0; i < n; ++i) b0[i] *= gn[i];
+            if (s.channels == 2)
+                for (uint32_t i = 0; i < n; ++i) b1[i] *= gn[i];
+        } else if (const float gg = s.guard.current(); gg != 1.0f) {
+            for (uint32_t i = 0; i < n; ++i) b0[i] *= gg;
+            if (s.channels == 2)
+                for (uint32_t i = 0; i < n; ++i) b1[i] *= gg;
+        }
         s.lim.process(io, n); // ends in the final safety clamp at the ceiling
         const auto ls = s.lim.take_stats();
         s.dose_lim_min = std::min(s.dose_lim_min, ls.min_gain);
@@ -661,8 +720,11 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
                 m.peak[1] = s.channels == 2 ? s.meter_peak[1] : s.meter_peak[0];
                 m.limiter_gain = s.meter_lim_min;
                 m.master_gain = s.master.current();
+                m.cap_gain = s.meter_cap_min;
+                m.guard_gain = s.guard.current();
                 s.meter_peak[0] = s.meter_peak[1] = 0.0f;
                 s.meter_lim_min = 1.0f;
+                s.meter_cap_min = 1.0f;
                 if (!_q->meters.push(m)) _counters.meters_dropped.fetch_add(1, std::memory_order_relaxed);
             }
         }
@@ -716,6 +778,9 @@ void Engine::flush_dose() noexcept {
             f.limiter_min_gain = s.dose_lim_min;
             f.limiter_active_samples = s.dose_lim_active;
             f.clamped_samples = s.dose_clamped;
+            f.cap_min_gain = s.dose_cap_min;
+            f.guard_gain = s.guard.current();
+            s.dose_cap_min = 1.0f;
             s.dose_lim_min = 1.0f;
             s.dose_lim_active = 0;
             s.dose_clamped = 0;

@@ -7,6 +7,7 @@
 #include "earshot/dsp/gain_ramp.hpp"
 #include "earshot/dsp/level_meter.hpp"
 #include "earshot/dsp/limiter.hpp"
+#include "earshot/dsp/loudness_cap.hpp"
 
 #include <cstdint>
 #include <string>
@@ -37,10 +38,14 @@ struct Strip {
     int inherit = -1; // index of the same musician's strip in the previous graph, or -1
     bool retiring = false;
     bool eardrum = false; // calibration.reference: eardrum (meters apply the DF correction)
+    bool has_cap = false; // protection.max_laeq_1s_dba is set
+    double cap_db = 0;    // the cap, digital A-weighted dB (max_laeq_1s_dba - calibration offset)
     std::vector<SendState> sends;
 
     // RT state
     dsp::GainRamp master;
+    dsp::LoudnessCap cap;  // after the master (has_cap only)
+    dsp::GainRamp guard;   // the dose guard's attenuation, after the cap (daemon: Engine::set_guard)
     dsp::TruePeakLimiter lim;
     dsp::LevelMeter meter[2];
     std::vector<float> buf[2];       // max_block samples each
@@ -53,6 +58,8 @@ struct Strip {
     uint32_t dose_clamped = 0;
     float meter_peak[2] = {0, 0};
     float meter_lim_min = 1;
+    float dose_cap_min = 1;
+    float meter_cap_min = 1;
 };
 
 /// A calibrated measurement input (stage-level mic), metered for the musicians' ambient leak.

@@ -2,6 +2,7 @@
 // latency compensation, and the whole-file levels from the engine's dose frames.
 #include "earshot/render/render.hpp"
 #include "earshot/dosimetry/dose.hpp"
+#include "earshot/dosimetry/guard.hpp"
 
 #include "earshot/dsp/limiter.hpp"
 #include "earshot/dsp/true_peak.hpp"
@@ -114,6 +115,11 @@ struct Accum {
     int ambient_key = -1;       // measurement key of the ambient input
     double ambient_offset = 0;  // its calibration offset
     double isolation_db = 0;
+    float cap_min_gain = 1;
+    float guard_min_gain = 1;
+    std::vector<SecondReport> seconds;
+    std::unique_ptr<dosimetry::DoseGuard> guard; // dosimetry.guard != off
+    double audio_s = 0;                          // seconds of dose frames seen
 };
 
 RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const RenderOptions& opt,
@@ -179,6 +185,22 @@ RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const Re
             acc[m].isolation_db = mu.ambient->isolation_db;
         }
     }
+    // The dose guard runs as in the daemon, once per second of audio: the show is the file (or
+    // show.length_min from its start), the budget the file's own dose from zero.
+    const double show_s = cfg.show.length_min > 0 ? cfg.show.length_min * 60.0 : double(frames) / fs;
+    if (cfg.dosimetry.guard != config::GuardMode::off) {
+        dosimetry::GuardSettings gs;
+        gs.mode = cfg.dosimetry.guard == config::GuardMode::limit ? dosimetry::GuardMode::limit
+                                                                  : dosimetry::GuardMode::warn;
+        gs.budget = cfg.dosimetry.guard_budget == config::GuardBudget::who ? dosimetry::GuardBudget::who_weekly
+                                                                          : dosimetry::GuardBudget::niosh_daily;
+        gs.who_allowance_pa2h = cfg.dosimetry.who_mode == 2 ? dosimetry::who_mode2_pa2h : dosimetry::who_mode1_pa2h;
+        gs.rate_db_per_s = cfg.dosimetry.guard_rate_db_per_min / 60.0;
+        gs.depth_db = cfg.dosimetry.guard_depth_db;
+        for (Accum& a : acc) a.guard = std::make_unique<dosimetry::DoseGuard>(gs);
+    }
+    const uint32_t guard_ramp = static_cast<uint32_t>(std::lround(fs)); // 1 s: the guard moves slowly
+
     // The stage level of the current interval per measurement key (frames of measurement inputs
     // come before the musicians' frames of the same interval).
     std::vector<std::pair<uint64_t, double>> stage_level; // (start_sample, dB SPL) by key
@@ -219,6 +241,27 @@ RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const Re
                 if (ear - off < -200.0) ear = -std::numeric_limits<double>::infinity();
                 const double level = dosimetry::energy_sum_db(ear, leak);
                 a.dose.add(level, peak, secs);
+                a.audio_s += secs;
+                if (a.guard) {
+                    dosimetry::GuardInput gi;
+                    gi.seconds = secs;
+                    gi.level_dba = ear;
+                    gi.leak_dba = leak;
+                    gi.niosh_pct = a.dose.niosh_pct();
+                    gi.week_pa2h = a.dose.pa2h();
+                    gi.seconds_left = show_s - a.audio_s;
+                    gi.applied_db = f.guard_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.guard_gain)) : 0.0;
+                    const double att = a.guard->update(gi);
+                    e.set_guard(cfg.musicians[mi].id, -att, guard_ramp);
+                }
+                if (opt.per_second) {
+                    SecondReport sr;
+                    sr.laeq_dba = level;
+                    sr.cap_gr_db = f.cap_min_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.cap_min_gain)) : 0.0;
+                    sr.guard_db = f.guard_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.guard_gain)) : 0.0;
+                    sr.niosh_pct = a.dose.niosh_pct();
+                    a.seconds.push_back(sr);
+                }
             }
             for (int c = 0; c < f.channels && c < 2; ++c) {
                 a.sum_sq_a[c] += f.ears[c].sum_sq_a;
@@ -226,6 +269,8 @@ RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const Re
                 a.c_peak[c] = std::max(a.c_peak[c], f.ears[c].c_peak);
             }
             a.lim_min_gain = std::min(a.lim_min_gain, f.limiter_min_gain);
+            a.cap_min_gain = std::min(a.cap_min_gain, f.cap_min_gain);
+            a.guard_min_gain = std::min(a.guard_min_gain, f.guard_gain);
             a.lim_active += f.limiter_active_samples;
             a.clamped += f.clamped_samples;
         }
@@ -323,6 +368,13 @@ RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const Re
             a.lim_min_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(a.lim_min_gain)) : 0.0;
         mr.limiter_active_s = static_cast<double>(a.lim_active) / fs;
         mr.clamped_samples = a.clamped;
+        mr.has_cap = mu.protection.max_laeq_1s_dba.has_value();
+        mr.cap_dba = mr.has_cap ? *mu.protection.max_laeq_1s_dba : 0.0;
+        mr.cap_max_gain_reduction_db =
+            a.cap_min_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(a.cap_min_gain)) : 0.0;
+        mr.guard_max_attenuation_db =
+            a.guard_min_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(a.guard_min_gain)) : 0.0;
+        mr.seconds = std::move(a.seconds);
         {
             DoseReport& d = mr.dose;
             const double allowance =

@@ -131,6 +131,32 @@ json::object musician_json(const MusicianReport& m) {
     lim["max_gain_reduction_db"] = num(m.limiter_max_gain_reduction_db, 3);
     lim["active_s"] = num(m.limiter_active_s, 6);
     o["limiter"] = std::move(lim);
+    if (m.has_cap) {
+        json::object cap;
+        cap["max_laeq_1s_dba"] = num(m.cap_dba, 2);
+        cap["max_gain_reduction_db"] = num(m.cap_max_gain_reduction_db, 3);
+        o["loudness_cap"] = std::move(cap);
+    }
+    if (m.guard_max_attenuation_db > 0) {
+        json::object g;
+        g["max_attenuation_db"] = num(m.guard_max_attenuation_db, 3);
+        o["guard"] = std::move(g);
+    }
+    if (!m.seconds.empty()) {
+        json::array la, cg, gd, np;
+        for (const SecondReport& sr : m.seconds) {
+            la.push_back(num(sr.laeq_dba, 2));
+            cg.push_back(num(sr.cap_gr_db, 3));
+            gd.push_back(num(sr.guard_db, 4));
+            np.push_back(num(sr.niosh_pct, 4));
+        }
+        json::object ps;
+        ps["laeq_dba"] = std::move(la);
+        ps["cap_gr_db"] = std::move(cg);
+        ps["guard_db"] = std::move(gd);
+        ps["niosh_pct"] = std::move(np);
+        o["per_second"] = std::move(ps);
+    }
     {
         const DoseReport& d = m.dose;
         json::object dose;

@@ -81,6 +81,11 @@ public:
     /// e.g. one period for a panic).
     bool set_master(const std::string& musician, double gain_db, uint32_t ramp_samples = 0);
 
+    /// [control] The dose guard's attenuation of a musician's mix (dB <= 0), reached linearly over
+    /// ramp_samples (the guard moves slowly: docs/protection.md). It sits after the loudness cap
+    /// and before the limiter, and survives reloads. False: unknown musician or queue full.
+    bool set_guard(const std::string& musician, double gain_db, uint32_t ramp_samples);
+
     /// [control] Housekeeping: deletes retired graphs, drops faded-out sends and musicians.
     void poll();
 

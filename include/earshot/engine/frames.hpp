@@ -36,6 +36,8 @@ struct DoseFrame {
     float limiter_min_gain = 1;          // lowest limiter gain in the interval (linear)
     uint32_t limiter_active_samples = 0; // samples with limiter gain < 1
     uint32_t clamped_samples = 0;        // samples cut by the final safety clamp
+    float cap_min_gain = 1;              // lowest loudness-cap gain in the interval (linear)
+    float guard_gain = 1;                // dose-guard gain at the end of the interval (linear)
 };
 
 struct MeterFrame {
@@ -44,6 +46,8 @@ struct MeterFrame {
     float peak[2] = {0, 0}; // max |output sample| per ear in the window
     float limiter_gain = 1; // lowest limiter gain in the window (linear)
     float master_gain = 0;  // master ramp gain at the end of the window (linear)
+    float cap_gain = 1;     // lowest loudness-cap gain in the window (linear)
+    float guard_gain = 1;   // dose-guard gain at the end of the window (linear)
 };
 
 struct SetSend {
@@ -61,15 +65,23 @@ struct SetMaster {
     uint32_t ramp; // ramp length in samples, 0 = the strip's (mixer.ramp_ms)
 };
 
+struct SetGuard {
+    uint32_t generation;
+    uint16_t strip;
+    float gain;    // linear, <= 1
+    uint32_t ramp; // samples
+};
+
 struct SwapGraph {
     MixGraph* graph; // ownership passes to the RT side until it comes back on the retire queue
 };
 
 struct EngineCommand {
-    enum class Kind : uint8_t { set_send, set_master, swap_graph } kind;
+    enum class Kind : uint8_t { set_send, set_master, set_guard, swap_graph } kind;
     union {
         SetSend send;
         SetMaster master;
+        SetGuard guard;
         SwapGraph swap;
     };
 };

@@ -40,7 +40,16 @@ inline constexpr uint32_t min_block = 16;
 inline constexpr uint32_t max_block = 8192;
 
 struct RenderOptions {
-    uint32_t block = 256; // frames per engine call, [min_block, max_block]
+    uint32_t block = 256;    // frames per engine call, [min_block, max_block]
+    bool per_second = false; // report.json gets each musician's per-second figures
+};
+
+/// One second of one musician (RenderOptions::per_second).
+struct SecondReport {
+    double laeq_dba = 0;      // the musician's level that second (louder ear + leak), -inf silence
+    double cap_gr_db = 0;     // the loudness cap's largest gain reduction that second (>= 0)
+    double guard_db = 0;      // the dose guard's attenuation at the end of that second (>= 0)
+    double niosh_pct = 0;     // cumulative NIOSH dose at the end of that second
 };
 
 /// Called after each block: frames of the input done so far, and the total.
@@ -90,8 +99,13 @@ struct MusicianReport {
     double limiter_max_gain_reduction_db = 0; // >= 0
     double limiter_active_s = 0;              // time with limiter gain < 1, seconds
     uint64_t clamped_samples = 0;             // samples cut by the final safety clamp
+    bool has_cap = false;                     // protection.max_laeq_1s_dba is set
+    double cap_dba = 0;                       // its value
+    double cap_max_gain_reduction_db = 0;     // >= 0
+    double guard_max_attenuation_db = 0;      // >= 0 (dosimetry.guard: limit)
     EarReport ears[2];                        // L, R (mono: both the same)
     DoseReport dose;
+    std::vector<SecondReport> seconds;        // RenderOptions::per_second only
 };
 
 struct RenderReport {

@@ -1,0 +1,489 @@
+// Dose budget guard (issue 7): the highest steady level for a budget (NIOSH daily, WHO weekly),
+// the controller (a 3-hour show at 100 dBA ends on the budget; the attenuation never moves faster
+// than the rate; no oscillation; depth saturation; warn mode; engineer suspension; the stage leak),
+// and the dose/momentary warnings (once per crossing, in order, re-arm with hysteresis, every
+// further 100 %, hold-off). `test_dosimetry "[.figures]"` prints the figures in docs/protection.md.
+#include "earshot/dosimetry/dose.hpp"
+#include "earshot/dosimetry/guard.hpp"
+#include "earshot/dosimetry/warnings.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <random>
+#include <vector>
+
+using namespace earshot::dosimetry;
+
+namespace {
+constexpr double inf = std::numeric_limits<double>::infinity();
+
+struct Show {
+    double niosh_pct = 0;      // the day's NIOSH dose at the end
+    double who_pct = 0;        // the weekly dose at the end (% of 1.6 Pa^2 h)
+    double max_up = 0;         // largest attenuation increase in one update, dB
+    double max_down = 0;       // largest attenuation decrease in one update, dB
+    double max_atten = 0;      // dB
+    double final_atten = 0;    // dB
+    int reversals = 0;         // changes of direction of the attenuation
+    std::vector<double> atten; // per second
+};
+
+// Plays a show of `seconds` (1 s intervals): the mix would be level(t) dBA at the ear without the
+// guard; the engine applies the guard's last output, so the musician hears level(t) - atten.
+Show play(DoseGuard& g, const std::function<double(double)>& level, double seconds, double niosh0 = 0.0,
+          double week0_pa2h = 0.0, double leak_dba = -inf,
+          const std::function<void(int, DoseGuard&)>& at = {}) {
+    Show s;
+    DoseTotals day;
+    double atten = g.attenuation_db(), week = week0_pa2h, dir = 0.0;
+    const int n = static_cast<int>(std::lround(seconds));
+    for (int t = 0; t < n; ++t) {
+        if (at) at(t, g);
+        const double mix = level(t) - atten;
+        const double heard = energy_sum_db(mix, leak_dba);
+        day.add(heard, -inf, 1.0);
+        week += pa2(heard) / 3600.0;
+        GuardInput in;
+        in.seconds = 1.0;
+        in.level_dba = mix;
+        in.leak_dba = leak_dba;
+        in.niosh_pct = niosh0 + day.niosh_pct();
+        in.week_pa2h = week;
+        in.seconds_left = seconds - (t + 1);
+        const double a = g.update(in);
+        const double d = a - atten;
+        s.max_up = std::max(s.max_up, d);
+        s.max_down = std::max(s.max_down, -d);
+        if (std::fabs(d) > 1e-9) {
+            if (dir != 0.0 && (d > 0.0) != (dir > 0.0)) ++s.reversals;
+            dir = d;
+        }
+        atten = a;
+        s.max_atten = std::max(s.max_atten, a);
+        s.atten.push_back(a);
+    }
+    s.niosh_pct = niosh0 + day.niosh_pct();
+    s.who_pct = 100.0 * week / who_mode1_pa2h;
+    s.final_atten = atten;
+    return s;
+}
+
+GuardSettings limit(double depth_db = 12.0) {
+    GuardSettings s;
+    s.mode = GuardMode::limit;
+    s.depth_db = depth_db;
+    return s;
+}
+} // namespace
+
+TEST_CASE("guard: highest steady level for a NIOSH daily budget", "[dosimetry][guard]") {
+    CHECK(niosh_level_for(0, 15 * 60) == Approx(100.0).margin(1e-9)); // 100 dBA for 15 min = 100 %
+    CHECK(niosh_level_for(0, 8 * 3600) == Approx(85.0).margin(1e-9));
+    CHECK(niosh_level_for(50, 8 * 3600) == Approx(82.0).margin(1e-9)); // 82 dBA x 8 h = 50 % (§7.1)
+    CHECK(niosh_level_for(0, 3600) == Approx(94.0).margin(1e-9));
+    CHECK(niosh_level_for(0, 3 * 3600) == Approx(85.0 + 3.0 * std::log2(8.0 / 3.0)).margin(1e-9));
+    CHECK(niosh_level_for(75, 3600, 200) == Approx(94.0 + 3.0 * std::log2(1.25)).margin(1e-9));
+    CHECK(niosh_level_for(100, 3600) == -inf); // used up
+    CHECK(niosh_level_for(140, 3600) == -inf);
+    CHECK(niosh_level_for(10, 0) == inf); // no time left
+    CHECK(niosh_level_for(10, 3600, inf) == inf);
+    CHECK(niosh_level_for(std::nan(""), 3600) == -inf);
+    // The level is exactly the one whose projection lands on the budget.
+    for (double used : {0.0, 12.5, 60.0, 99.0})
+        for (double t : {60.0, 1800.0, 10800.0})
+            CHECK(niosh_projected_pct(used, niosh_level_for(used, t), t) == Approx(100.0).epsilon(1e-12));
+    CHECK(niosh_projected_pct(20, -inf, 3600) == 20.0);
+    CHECK(niosh_projected_pct(0, 100, 2 * 3600) == Approx(800.0)); // §7.1
+}
+
+TEST_CASE("guard: highest steady level for a WHO weekly budget", "[dosimetry][guard]") {
+    CHECK(who_level_for(0, 40 * 3600) == Approx(80.0).margin(1e-9)); // 1.6 Pa^2 h = 80 dBA x 40 h
+    CHECK(who_level_for(0, 24 * 60) == Approx(100.0).margin(1e-9));  // 100 dBA for 24 min (§7.4)
+    CHECK(who_level_for(0, 4 * 3600) == Approx(90.0).margin(1e-9));  // 90 dBA for 4 h
+    CHECK(who_level_for(0, 40 * 3600, who_mode2_pa2h) == Approx(75.0).margin(1e-9));
+    CHECK(who_level_for(0.8, 4 * 3600) == Approx(90.0 - 10 * std::log10(2.0)).margin(1e-9)); // half left
+    CHECK(who_level_for(1.6, 3600) == -inf);
+    CHECK(who_level_for(1.0, 0) == inf);
+    CHECK(who_level_for(1.6, 3600, who_mode1_pa2h, 150) == Approx(level_db(0.8)).margin(1e-9));
+    CHECK(who_projected_pct(0, 100, 24 * 60) == Approx(100.0).epsilon(1e-12));
+    CHECK(who_projected_pct(0, 94, 3600) == Approx(62.80).margin(0.01)); // §7.4
+    for (double e : {0.0, 0.4, 1.5})
+        CHECK(who_projected_pct(e, who_level_for(e, 7200), 7200) == Approx(100.0).epsilon(1e-12));
+}
+
+TEST_CASE("guard: a 3-hour show at 100 dBA with the guard limiting ends on 100 % NIOSH",
+          "[dosimetry][guard]") {
+    // 100 dBA uses the whole NIOSH day in 15 minutes. The guard (12 dB, 1 dB per 30 s) ramps for
+    // about 5.5 min (13.3 % of the dose on the way), then holds about 11.3 dB: 88.7 dBA for the
+    // remaining 2.9 h is the other 85.7 %.
+    DoseGuard g(limit());
+    bool saturated = false;
+    const Show s = play(
+        g, [](double) { return 100.0; }, 3 * 3600.0, 0.0, 0.0, -inf,
+        [&](int, DoseGuard& gg) { saturated = saturated || gg.saturated(); });
+    CAPTURE(s.niosh_pct, s.final_atten, s.max_atten);
+    CHECK(s.niosh_pct <= 100.0);
+    CHECK(s.niosh_pct >= 98.0);
+    CHECK(s.max_atten <= 12.0);
+    CHECK(s.final_atten == Approx(11.3).margin(0.2));
+    // Never faster than the rate, and no oscillation: it only ever goes up.
+    CHECK(s.max_up <= 1.0 / 30.0 + 1e-12);
+    CHECK(s.max_down <= 1e-9);
+    CHECK(s.reversals == 0);
+    // The plan holds: the show ends on the budget less the 1 % planning margin, and 12 dB was
+    // enough all along.
+    CHECK(s.niosh_pct == Approx(99.0).margin(0.1));
+    CHECK_FALSE(saturated);
+}
+
+TEST_CASE("guard: the attenuation never moves faster than the rate", "[dosimetry][guard]") {
+    for (double rate : {1.0 / 30.0, 0.1, 0.5}) {
+        GuardSettings st = limit(20.0);
+        st.rate_db_per_s = rate;
+        DoseGuard g(st);
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<double> step(-3.0, 3.0), u01(0.0, 1.0);
+        double lvl = 95.0;
+        // A random show: a level that wanders 75-112 dBA, with pauses (silence) and sudden jumps.
+        std::vector<double> levels(4 * 3600);
+        for (double& l : levels) {
+            lvl = std::clamp(lvl + step(rng), 75.0, 112.0);
+            if (u01(rng) < 0.002) lvl = 75.0 + 37.0 * u01(rng);
+            l = u01(rng) < 0.05 ? -inf : lvl;
+        }
+        const Show s = play(
+            g, [&](double t) { return levels[static_cast<std::size_t>(t)]; }, 4 * 3600.0);
+        INFO("rate " << rate);
+        CHECK(s.max_up <= rate + 1e-12);
+        CHECK(s.max_down <= rate + 1e-12);
+        CHECK(s.max_atten <= 20.0);
+        CHECK(s.max_up > 0.9 * rate); // it did move, at the rate
+    }
+}
+
+TEST_CASE("guard: headroom returns (the band gets quieter): recovery at the rate, no oscillation",
+          "[dosimetry][guard]") {
+    DoseGuard g(limit());
+    // 20 minutes at 100 dBA, then 80 dBA to the end of a 3-hour show.
+    const Show s = play(
+        g, [](double t) { return t < 1200 ? 100.0 : 80.0; }, 3 * 3600.0);
+    CAPTURE(s.niosh_pct, s.final_atten);
+    CHECK(s.niosh_pct <= 100.0);
+    CHECK(s.final_atten == 0.0);
+    CHECK(s.max_down <= 1.0 / 30.0 + 1e-12);
+    CHECK(s.reversals == 1); // up while loud, then down: never back and forth
+}
+
+TEST_CASE("guard: 12 dB cannot hold 105 dBA for 3 hours: it saturates at the depth and says so",
+          "[dosimetry][guard]") {
+    DoseGuard g(limit(12.0));
+    bool saw_saturated = false, saw_over = false;
+    const Show s = play(
+        g, [](double) { return 105.0; }, 3 * 3600.0, 0.0, 0.0, -inf,
+        [&](int t, DoseGuard& gg) {
+            if (t > 600) {
+                saw_saturated = saw_saturated || gg.saturated();
+                saw_over = saw_over || gg.over_budget();
+            }
+        });
+    CAPTURE(s.niosh_pct, g.needed_db(), g.projected_pct());
+    CHECK(s.max_atten == Approx(12.0).margin(1e-9));
+    CHECK(s.final_atten == Approx(12.0).margin(1e-9));
+    CHECK(saw_saturated);
+    CHECK(saw_over);
+    CHECK(g.needed_db() > 12.0);
+    CHECK(s.niosh_pct > 100.0); // 93 dBA for most of 3 h: the depth, not the guard, is the limit
+    // With room to act (24 dB) the same show ends on the budget.
+    DoseGuard g24(limit(24.0));
+    const Show s24 = play(
+        g24, [](double) { return 105.0; }, 3 * 3600.0);
+    CAPTURE(s24.niosh_pct, s24.final_atten);
+    CHECK(s24.niosh_pct <= 100.0);
+    CHECK(s24.niosh_pct >= 98.0);
+    CHECK(s24.max_up <= 1.0 / 30.0 + 1e-12);
+}
+
+TEST_CASE("guard: warn mode computes and reports but never attenuates", "[dosimetry][guard]") {
+    GuardSettings st;
+    st.mode = GuardMode::warn;
+    DoseGuard g(st);
+    bool over = false;
+    const Show s = play(
+        g, [](double) { return 100.0; }, 3600.0, 0.0, 0.0, -inf,
+        [&](int t, DoseGuard& gg) { over = over || (t > 5 && gg.over_budget()); });
+    CHECK(s.max_atten == 0.0);
+    CHECK(over);
+    CHECK(g.needed_db() > 0.0);
+    CHECK_FALSE(g.saturated());
+    // Off: nothing either.
+    DoseGuard off;
+    CHECK(play(
+              off, [](double) { return 110.0; }, 600.0)
+              .max_atten == 0.0);
+}
+
+TEST_CASE("guard: an engineer suspends and resumes it", "[dosimetry][guard]") {
+    DoseGuard g(limit());
+    const Show s = play(
+        g, [](double) { return 100.0; }, 3 * 3600.0, 0.0, 0.0, -inf,
+        [](int t, DoseGuard& gg) {
+            if (t == 600) gg.suspend("monitor-engineer", 1700000000.0);
+            if (t == 1200) gg.resume();
+        });
+    CHECK(g.suspended_by() == "monitor-engineer");
+    CHECK(g.suspended_at() == 1700000000.0);
+    CHECK_FALSE(g.suspended());
+    // Before: rising at the rate; suspended: back to 0 at 1 dB/s (no jump); resumed: up at the rate.
+    CHECK(s.atten[599] > 5.0);
+    CHECK(s.atten[600] == Approx(s.atten[599] - 1.0).margin(1e-9));
+    CHECK(s.atten[630] == 0.0);
+    CHECK(s.atten[1199] == 0.0);
+    CHECK(s.atten[1200] == Approx(1.0 / 30.0).margin(1e-9));
+    CHECK(s.max_up <= 1.0 / 30.0 + 1e-12);
+    CHECK(s.max_down <= 1.0 + 1e-12);
+    // The 10 suspended minutes at 100 dBA used 67 % of the day: it ends over budget, which is what
+    // the engineer accepted (the guard comes back at full depth).
+    CHECK(s.niosh_pct > 100.0);
+    CHECK(s.final_atten == Approx(12.0).margin(1e-9));
+}
+
+TEST_CASE("guard: a WHO weekly budget with most of the week used", "[dosimetry][guard]") {
+    GuardSettings st = limit();
+    st.budget = GuardBudget::who_weekly;
+    DoseGuard g(st);
+    // 1.0 Pa^2 h used this week (62.5 %), a 2-hour show at 95 dBA (1.26 Pa^2 h/h).
+    const Show s = play(
+        g, [](double) { return 95.0; }, 2 * 3600.0, 0.0, 1.0);
+    CAPTURE(s.who_pct, s.final_atten);
+    CHECK(s.who_pct <= 100.0);
+    CHECK(s.who_pct >= 98.0);
+    CHECK(s.max_up <= 1.0 / 30.0 + 1e-12);
+    CHECK(s.reversals == 0);
+}
+
+TEST_CASE("guard: the stage leak is not the guard's to lower", "[dosimetry][guard]") {
+    // A 90 dBA leak alone fits a 1-hour show's NIOSH budget (94 dBA allowed); the mix gets the rest.
+    DoseGuard g(limit(30.0));
+    const Show s = play(
+        g, [](double) { return 100.0; }, 3600.0, 0.0, 0.0, 90.0);
+    CAPTURE(s.niosh_pct, s.final_atten);
+    CHECK(s.niosh_pct <= 100.0);
+    CHECK(s.niosh_pct >= 98.0);
+    // A leak louder than the budget allows: the mix goes down as far as the depth lets it.
+    DoseGuard g2(limit(12.0));
+    (void)play(
+        g2, [](double) { return 90.0; }, 3600.0, 0.0, 0.0, 96.0);
+    CHECK(g2.needed_db() == inf);
+    CHECK(g2.attenuation_db() == Approx(12.0));
+}
+
+TEST_CASE("guard: no plan, or the budget already used", "[dosimetry][guard]") {
+    DoseGuard g(limit());
+    GuardInput in;
+    in.level_dba = 100.0;
+    in.niosh_pct = 40.0;
+    in.seconds_left = 0.0; // no planned end
+    for (int i = 0; i < 100; ++i) g.update(in);
+    CHECK(g.attenuation_db() == 0.0);
+    CHECK(g.allowed_dba() == inf);
+    in.niosh_pct = 130.0; // over: any sound is too much
+    for (int i = 0; i < 100; ++i) g.update(in);
+    CHECK(g.allowed_dba() == -inf);
+    CHECK(g.attenuation_db() == Approx(100.0 / 30.0).margin(1e-9));
+    // Silence does not undo it while the budget stays used up.
+    in.level_dba = -inf;
+    for (int i = 0; i < 100; ++i) g.update(in);
+    CHECK(g.attenuation_db() > 100.0 / 30.0);
+    // NaN inputs are harmless.
+    in.level_dba = std::nan("");
+    in.seconds = std::nan("");
+    const double a = g.update(in);
+    CHECK(std::isfinite(a));
+    g.reset();
+    CHECK(g.attenuation_db() == 0.0);
+    CHECK(std::isnan(g.projected_pct()));
+    // A smaller depth is reached at the rate, not by a jump.
+    GuardSettings st = limit(12.0);
+    DoseGuard g3(st);
+    (void)play(
+        g3, [](double) { return 105.0; }, 1800.0, 150.0); // already over: full depth
+    REQUIRE(g3.attenuation_db() == Approx(12.0));
+    st.depth_db = 6.0;
+    g3.configure(st);
+    GuardInput loud;
+    loud.level_dba = 93.0;
+    loud.niosh_pct = 200.0;
+    loud.seconds_left = 3600.0;
+    CHECK(g3.update(loud) == Approx(12.0 - 1.0 / 30.0));
+}
+
+TEST_CASE("warnings: default thresholds 50, 80, 100 % and every further 100 %", "[dosimetry][warnings]") {
+    DoseWarnings w;
+    const double want[] = {50, 80, 100, 200, 300, 400, 500};
+    for (int i = 0; i < 7; ++i) CHECK(w.threshold(i) == want[i]);
+    WarningSettings st;
+    st.thresholds_pct = {100, 25, 25, -3};
+    st.repeat_every_pct = 0;
+    DoseWarnings w2(st);
+    CHECK(w2.threshold(0) == 25);
+    CHECK(w2.threshold(1) == 100);
+    CHECK(w2.threshold(2) == inf);
+}
+
+TEST_CASE("warnings: once per upward crossing, in order, for both quantities", "[dosimetry][warnings]") {
+    DoseWarnings w;
+    std::vector<Warning> ev;
+    for (int i = 0; i <= 350; ++i) w.update(i, i / 2.0, ev);
+    std::vector<double> niosh, who;
+    for (const auto& e : ev) (e.kind == WarningKind::niosh_daily ? niosh : who).push_back(e.threshold);
+    CHECK(niosh == std::vector<double>{50, 80, 100, 200, 300});
+    CHECK(who == std::vector<double>{50, 80, 100});
+    for (const auto& e : ev) CHECK(e.value >= e.threshold);
+    CHECK(w.next_threshold(WarningKind::niosh_daily) == 400);
+    CHECK(w.next_threshold(WarningKind::who_weekly) == 200);
+    // Staying up there: nothing more.
+    ev.clear();
+    for (int i = 0; i < 100; ++i) w.update(350, 175, ev);
+    CHECK(ev.empty());
+    CHECK(std::string(to_string(WarningKind::who_weekly)) == "who_weekly");
+}
+
+TEST_CASE("warnings: a jump over several thresholds fires them all, in ascending order",
+          "[dosimetry][warnings]") {
+    DoseWarnings w;
+    std::vector<Warning> ev;
+    w.update(10, 0, ev);
+    w.update(250, 85, ev);
+    REQUIRE(ev.size() == 6);
+    const double n[] = {50, 80, 100, 200};
+    for (int i = 0; i < 4; ++i) {
+        CHECK(ev[static_cast<std::size_t>(i)].kind == WarningKind::niosh_daily);
+        CHECK(ev[static_cast<std::size_t>(i)].threshold == n[i]);
+        CHECK(ev[static_cast<std::size_t>(i)].value == 250);
+    }
+    CHECK(ev[4].kind == WarningKind::who_weekly);
+    CHECK(ev[4].threshold == 50);
+    CHECK(ev[5].threshold == 80);
+    // A runaway value cannot flood: at most 64 per quantity, and the rest count as passed.
+    ev.clear();
+    w.update(1e9, 85, ev);
+    CHECK(ev.size() == static_cast<std::size_t>(DoseWarnings::max_events_per_update));
+    ev.clear();
+    w.update(1e9 + 1, 85, ev);
+    CHECK(ev.empty());
+}
+
+TEST_CASE("warnings: re-arm after falling back by the hysteresis", "[dosimetry][warnings]") {
+    DoseWarnings w;
+    std::vector<Warning> ev;
+    // The rolling week: up to 85 %, then the oldest day drops out.
+    w.update(0, 85, ev);
+    REQUIRE(ev.size() == 2); // 50, 80
+    ev.clear();
+    w.update(0, 77, ev); // under 80, but not by 5 % of it (76): still disarmed
+    w.update(0, 81, ev);
+    CHECK(ev.empty());
+    w.update(0, 75.9, ev); // re-armed
+    w.update(0, 80, ev);   // fires again
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0].threshold == 80);
+    ev.clear();
+    // Falling under 47.5 re-arms 50 too; rising again fires both, in order.
+    w.update(0, 40, ev);
+    w.update(0, 90, ev);
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[0].threshold == 50);
+    CHECK(ev[1].threshold == 80);
+    ev.clear();
+    // The daily dose falls to 0 at the day change: everything re-arms.
+    w.update(120, 0, ev);
+    CHECK(ev.size() == 3);
+    ev.clear();
+    w.update(0, 0, ev);
+    w.update(60, 0, ev);
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0].threshold == 50);
+    // 200 re-arms below 190.
+    ev.clear();
+    w.update(205, 0, ev);
+    ev.clear();
+    w.update(191, 0, ev);
+    w.update(201, 0, ev);
+    CHECK(ev.empty());
+    w.update(189, 0, ev);
+    w.update(200, 0, ev);
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0].threshold == 200);
+}
+
+TEST_CASE("warnings: prime() after a restart does not repeat what was announced", "[dosimetry][warnings]") {
+    DoseWarnings w;
+    w.prime(130, 10);
+    std::vector<Warning> ev;
+    w.update(131, 10, ev);
+    CHECK(ev.empty());
+    w.update(200, 50, ev);
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[0].threshold == 200);
+    CHECK(ev[1].kind == WarningKind::who_weekly);
+    CHECK(ev[1].threshold == 50);
+    w.reset();
+    ev.clear();
+    w.update(60, 0, ev);
+    CHECK(ev.size() == 1);
+}
+
+TEST_CASE("warnings: momentary warnings over the cap and RS2, with a 10 s hold-off",
+          "[dosimetry][warnings]") {
+    DoseWarnings w;
+    std::vector<Warning> ev;
+    // 35 s at 102 dBA, cap 100, RS2 100: one of each at the start, then one every 10 s.
+    for (int t = 0; t < 35; ++t) w.momentary(t, 102.0, 100.0, 100.0, ev);
+    std::vector<double> cap_t, rs2_t;
+    for (const auto& e : ev) (e.kind == WarningKind::momentary_cap ? cap_t : rs2_t).push_back(e.t_s);
+    CHECK(cap_t == std::vector<double>{0, 10, 20, 30});
+    CHECK(rs2_t == std::vector<double>{0, 10, 20, 30});
+    CHECK(ev[0].threshold == 100.0);
+    CHECK(ev[0].value == 102.0);
+    // Within the cap's 0.5 dB tolerance: no cap warning; RS2 has no margin.
+    ev.clear();
+    DoseWarnings w2;
+    w2.momentary(0, 100.4, 100.0, 100.0, ev);
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0].kind == WarningKind::momentary_rs2);
+    // No cap configured (NaN), RS2 above the level: nothing. Non-finite levels: nothing.
+    ev.clear();
+    w2.momentary(20, 99.0, std::nan(""), 100.0, ev);
+    w2.momentary(21, std::nan(""), 90.0, 90.0, ev);
+    w2.momentary(22, inf, 90.0, 90.0, ev);
+    CHECK(ev.empty());
+    // A single loud second after a quiet spell warns at once.
+    w2.momentary(40, 101.0, 95.0, 100.0, ev);
+    CHECK(ev.size() == 2);
+}
+
+TEST_CASE("guard: figures for docs/protection.md", "[.figures]") {
+    for (double depth : {12.0, 24.0}) {
+        for (double lvl : {95.0, 100.0, 105.0}) {
+            DoseGuard g(limit(depth));
+            const Show s = play(
+                g, [&](double) { return lvl; }, 3 * 3600.0);
+            int t_near = -1; // first second within 0.05 dB of the final attenuation
+            for (std::size_t i = 0; i < s.atten.size(); ++i)
+                if (s.atten[i] >= s.final_atten - 0.05) {
+                    t_near = static_cast<int>(i);
+                    break;
+                }
+            std::printf(
+                "3 h at %.0f dBA, depth %.0f dB: NIOSH %.2f %%, attenuation at 5 / 10 / 30 / 90 / 180 min "
+                "%.2f / %.2f / %.2f / %.2f / %.2f dB (within 0.05 dB of the end after %d s)\n",
+                lvl, depth, s.niosh_pct, s.atten[299], s.atten[599], s.atten[1799], s.atten[5399],
+                s.final_atten, t_near);
+        }
+    }
+}
