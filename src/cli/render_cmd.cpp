@@ -35,7 +35,8 @@ struct RenderArgs {
 void render_usage(std::FILE* f) {
     std::fprintf(
         f,
-        "usage: earshot render --config FILE --input AUDIO [--out-dir DIR] [--block N] [--per-second] [--quiet]\n"
+        "usage: earshot render --config FILE --input AUDIO [--out-dir DIR] [--block N] [--per-second] "
+        "[--quiet]\n"
         "\n"
         "Runs the daemon's engine offline over a multichannel audio file (channel i = the i-th entry\n"
         "of `inputs` in the config; any format libsndfile reads, at the file's own rate) and writes\n"

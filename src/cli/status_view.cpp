@@ -116,8 +116,8 @@ std::string render_status(const json::value& st, const std::string& title) {
         char part[160];
         if (const json::value* cp = m.if_contains("loudness_cap"); cp && cp->is_object()) {
             const double gr = num_or(cp->as_object().if_contains("gain_reduction_db"), 0);
-            std::snprintf(part, sizeof part, "cap %.0f dBA%s", num_or(cp->as_object().if_contains("cap_dba"), 0),
-                          gr > 0.05 ? "" : " (idle)");
+            std::snprintf(part, sizeof part, "cap %.0f dBA%s",
+                          num_or(cp->as_object().if_contains("cap_dba"), 0), gr > 0.05 ? "" : " (idle)");
             prot += part;
             if (gr > 0.05) {
                 std::snprintf(part, sizeof part, " -%.1f dB", gr);
@@ -128,9 +128,11 @@ std::string render_status(const json::value& st, const std::string& title) {
             const json::object& g = gd->as_object();
             const double att = num_or(g.if_contains("attenuation_db"), 0);
             const double proj = num_or(g.if_contains("projected_pct"), nan_d);
-            const bool susp = g.if_contains("suspended") && g.at("suspended").is_bool() && g.at("suspended").as_bool();
+            const bool susp =
+                g.if_contains("suspended") && g.at("suspended").is_bool() && g.at("suspended").as_bool();
             std::snprintf(part, sizeof part, "%sguard %s%s", prot.empty() ? "" : "   ",
-                          g.if_contains("mode") && g.at("mode").is_string() ? g.at("mode").as_string().c_str() : "?",
+                          g.if_contains("mode") && g.at("mode").is_string() ? g.at("mode").as_string().c_str()
+                                                                            : "?",
                           susp ? " SUSPENDED" : "");
             prot += part;
             if (att > 0.05) {
@@ -145,9 +147,10 @@ std::string render_status(const json::value& st, const std::string& title) {
         if (!prot.empty()) o << "  " << std::string(26, ' ') << "    " << prot << "\n";
         if (const json::value* w = m.if_contains("warnings"); w && w->is_array())
             for (const json::value& wv : w->as_array())
-                if (wv.is_object() && wv.as_object().if_contains("message") && wv.as_object().at("message").is_string())
-                    o << "  " << std::string(26, ' ') << "    ! " << wv.as_object().at("message").as_string().c_str()
-                      << "\n";
+                if (wv.is_object() && wv.as_object().if_contains("message") &&
+                    wv.as_object().at("message").is_string())
+                    o << "  " << std::string(26, ' ') << "    ! "
+                      << wv.as_object().at("message").as_string().c_str() << "\n";
     }
     if (const json::value* mx = root.if_contains("mixer"); mx && mx->is_object()) {
         const json::object& x = mx->as_object();

@@ -231,7 +231,8 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
             s.ramp_samples = ramp;
             s.eardrum = m.calibration.reference == config::Reference::eardrum;
             s.has_cap = m.protection.max_laeq_1s_dba.has_value();
-            if (s.has_cap) s.cap_db = *m.protection.max_laeq_1s_dba - config::calibration_offset_db(m.calibration);
+            if (s.has_cap)
+                s.cap_db = *m.protection.max_laeq_1s_dba - config::calibration_offset_db(m.calibration);
             prepare_strip(s);
             if (os) {
                 s.master.set_ramp_samples(ramp); // state copied on the RT side, then retargeted

@@ -44,8 +44,8 @@ struct Strip {
 
     // RT state
     dsp::GainRamp master;
-    dsp::LoudnessCap cap;  // after the master (has_cap only)
-    dsp::GainRamp guard;   // the dose guard's attenuation, after the cap (daemon: Engine::set_guard)
+    dsp::LoudnessCap cap; // after the master (has_cap only)
+    dsp::GainRamp guard;  // the dose guard's attenuation, after the cap (daemon: Engine::set_guard)
     dsp::TruePeakLimiter lim;
     dsp::LevelMeter meter[2];
     std::vector<float> buf[2];       // max_block samples each

@@ -192,9 +192,11 @@ RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const Re
         dosimetry::GuardSettings gs;
         gs.mode = cfg.dosimetry.guard == config::GuardMode::limit ? dosimetry::GuardMode::limit
                                                                   : dosimetry::GuardMode::warn;
-        gs.budget = cfg.dosimetry.guard_budget == config::GuardBudget::who ? dosimetry::GuardBudget::who_weekly
-                                                                          : dosimetry::GuardBudget::niosh_daily;
-        gs.who_allowance_pa2h = cfg.dosimetry.who_mode == 2 ? dosimetry::who_mode2_pa2h : dosimetry::who_mode1_pa2h;
+        gs.budget = cfg.dosimetry.guard_budget == config::GuardBudget::who
+                        ? dosimetry::GuardBudget::who_weekly
+                        : dosimetry::GuardBudget::niosh_daily;
+        gs.who_allowance_pa2h =
+            cfg.dosimetry.who_mode == 2 ? dosimetry::who_mode2_pa2h : dosimetry::who_mode1_pa2h;
         gs.rate_db_per_s = cfg.dosimetry.guard_rate_db_per_min / 60.0;
         gs.depth_db = cfg.dosimetry.guard_depth_db;
         for (Accum& a : acc) a.guard = std::make_unique<dosimetry::DoseGuard>(gs);
@@ -250,15 +252,18 @@ RenderReport run(const config::Config& cfg, double fs, uint64_t frames, const Re
                     gi.niosh_pct = a.dose.niosh_pct();
                     gi.week_pa2h = a.dose.pa2h();
                     gi.seconds_left = show_s - a.audio_s;
-                    gi.applied_db = f.guard_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.guard_gain)) : 0.0;
+                    gi.applied_db =
+                        f.guard_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.guard_gain)) : 0.0;
                     const double att = a.guard->update(gi);
                     e.set_guard(cfg.musicians[mi].id, -att, guard_ramp);
                 }
                 if (opt.per_second) {
                     SecondReport sr;
                     sr.laeq_dba = level;
-                    sr.cap_gr_db = f.cap_min_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.cap_min_gain)) : 0.0;
-                    sr.guard_db = f.guard_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.guard_gain)) : 0.0;
+                    sr.cap_gr_db =
+                        f.cap_min_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.cap_min_gain)) : 0.0;
+                    sr.guard_db =
+                        f.guard_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.guard_gain)) : 0.0;
                     sr.niosh_pct = a.dose.niosh_pct();
                     a.seconds.push_back(sr);
                 }

@@ -46,10 +46,10 @@ struct RenderOptions {
 
 /// One second of one musician (RenderOptions::per_second).
 struct SecondReport {
-    double laeq_dba = 0;      // the musician's level that second (louder ear + leak), -inf silence
-    double cap_gr_db = 0;     // the loudness cap's largest gain reduction that second (>= 0)
-    double guard_db = 0;      // the dose guard's attenuation at the end of that second (>= 0)
-    double niosh_pct = 0;     // cumulative NIOSH dose at the end of that second
+    double laeq_dba = 0;  // the musician's level that second (louder ear + leak), -inf silence
+    double cap_gr_db = 0; // the loudness cap's largest gain reduction that second (>= 0)
+    double guard_db = 0;  // the dose guard's attenuation at the end of that second (>= 0)
+    double niosh_pct = 0; // cumulative NIOSH dose at the end of that second
 };
 
 /// Called after each block: frames of the input done so far, and the total.
@@ -105,7 +105,7 @@ struct MusicianReport {
     double guard_max_attenuation_db = 0;      // >= 0 (dosimetry.guard: limit)
     EarReport ears[2];                        // L, R (mono: both the same)
     DoseReport dose;
-    std::vector<SecondReport> seconds;        // RenderOptions::per_second only
+    std::vector<SecondReport> seconds; // RenderOptions::per_second only
 };
 
 struct RenderReport {
