@@ -2,6 +2,8 @@
 #include "earshot/config/loader.hpp"
 #include "params.hpp"
 
+#include "earshot/midi/feedback.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -274,6 +276,34 @@ struct Ctx {
         return true;
     }
 
+    // A port name or /regex/ (a non-empty scalar already): the regex is checked here, once.
+    bool rule(const YAML::Node& e, const std::string& ep, ConnectRule& r) {
+        const std::string s = e.Scalar();
+        if (s.size() >= 2 && s.front() == '/' && s.back() == '/') {
+            r.is_regex = true;
+            r.pattern = s.substr(1, s.size() - 2);
+            if (r.pattern.empty()) {
+                error(e, ep, "empty regular expression //");
+                return false;
+            }
+            if (regex_number_too_long(r.pattern)) {
+                error(e, ep,
+                      "invalid regular expression /" + r.pattern +
+                          "/: a repetition count or back-reference has more than 9 digits");
+                return false;
+            }
+            try {
+                std::regex re(r.pattern, std::regex::ECMAScript);
+            } catch (const std::regex_error& ex) {
+                error(e, ep, "invalid regular expression /" + r.pattern + "/: " + ex.what());
+                return false;
+            }
+        } else {
+            r.pattern = s;
+        }
+        return true;
+    }
+
     void connect(const YAML::Node& parent, const std::string& path, std::vector<ConnectRule>& out,
                  std::size_t max_entries) {
         const YAML::Node n = parent["connect"];
@@ -298,29 +328,7 @@ struct Ctx {
                 continue;
             }
             ConnectRule r;
-            const std::string s = e.Scalar();
-            if (s.size() >= 2 && s.front() == '/' && s.back() == '/') {
-                r.is_regex = true;
-                r.pattern = s.substr(1, s.size() - 2);
-                if (r.pattern.empty()) {
-                    error(e, ep, "empty regular expression //");
-                    continue;
-                }
-                if (regex_number_too_long(r.pattern)) {
-                    error(e, ep,
-                          "invalid regular expression /" + r.pattern +
-                              "/: a repetition count or back-reference has more than 9 digits");
-                    continue;
-                }
-                try {
-                    std::regex re(r.pattern, std::regex::ECMAScript);
-                } catch (const std::regex_error& ex) {
-                    error(e, ep, "invalid regular expression /" + r.pattern + "/: " + ex.what());
-                    continue;
-                }
-            } else {
-                r.pattern = s;
-            }
+            if (!rule(e, ep, r)) continue;
             out.push_back(r);
         }
     }
@@ -511,6 +519,453 @@ void load_musician(Ctx& cx, const YAML::Node& e, const std::string& p, Config& c
     c.musicians.push_back(std::move(m));
 }
 
+// --- MIDI controllers ---------------------------------------------------------------------------
+
+// The YAML nodes of one controller, kept to place the Mapper's build errors.
+struct ControllerNodes {
+    YAML::Node node;
+    std::string path;
+    std::vector<YAML::Node> mappings; // parallel to Controller::midi.mappings
+};
+
+const std::vector<std::string> source_keys = {"cc", "cc14", "note", "program", "pitch_bend"};
+
+// A whole number from the parameter table (MIDI numbers, channels). False when absent or bad.
+bool midi_number(Ctx& cx, const YAML::Node& parent, const std::string& key, const std::string& path,
+                 std::string_view spec, int& out) {
+    if (!parent[key]) return false;
+    double v = std::nan("");
+    const std::size_t before = cx.errors.size();
+    cx.number(parent, key, path, spec, v);
+    if (cx.errors.size() != before || std::isnan(v)) return false;
+    if (v != std::floor(v)) {
+        cx.error(parent[key], path, "expected a whole number, got '" + parent[key].Scalar() + "'");
+        return false;
+    }
+    out = static_cast<int>(v);
+    return true;
+}
+
+// The same for a list item (re-anchored at the item).
+bool midi_number_item(Ctx& cx, const YAML::Node& item, const std::string& path, std::string_view spec,
+                      int& out) {
+    YAML::Node holder;
+    holder["v"] = item;
+    const std::size_t before = cx.errors.size();
+    const bool ok = midi_number(cx, holder, "v", path, spec, out);
+    for (std::size_t k = before; k < cx.errors.size(); ++k) {
+        cx.errors[k].line = item.Mark().line + 1;
+        cx.errors[k].col = item.Mark().column + 1;
+    }
+    return ok;
+}
+
+std::string names_of(const std::vector<std::string>& v) {
+    std::string s;
+    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+    return s;
+}
+
+// `channel: 1-16` (or `any`) -> 0-15 / any_channel.
+void midi_channel(Ctx& cx, const YAML::Node& parent, const std::string& path, std::string_view spec,
+                  int8_t& out) {
+    const YAML::Node n = parent["channel"];
+    if (!n) return;
+    if (n.IsScalar() && n.Scalar() == "any") {
+        out = static_cast<int8_t>(midi::any_channel);
+        return;
+    }
+    int ch = 0;
+    if (midi_number(cx, parent, "channel", path, spec, ch)) out = static_cast<int8_t>(ch - 1);
+}
+
+void load_mapping(Ctx& cx, const YAML::Node& m, const std::string& p, const Controller& ctl,
+                  midi::Mapping& mp, std::string& target) {
+    cx.check_keys(m, p, {"cc",     "cc14",     "note",   "program", "pitch_bend", "channel",   "kind",
+                         "curve",  "min_db",   "max_db", "step_db", "takeover",   "pickup",    "feedback",
+                         "action", "musician", "input",  "inputs",  "scene",      "amount_db", "target"});
+    // The control: exactly one source key.
+    std::vector<std::string> present;
+    for (const std::string& k : source_keys)
+        if (m[k]) present.push_back(k);
+    if (present.empty()) cx.error(m, p, "missing the control: give one of " + names_of(source_keys));
+    for (std::size_t k = 1; k < present.size(); ++k)
+        cx.error(m[present[k]], p + "." + present[k],
+                 "one control per mapping: '" + present[0] + "' is already given (write a second mapping)");
+    const std::string src = present.empty() ? "" : present[0];
+    midi::ControlSource& s = mp.source;
+    int v = 0;
+    if (src == "cc" || src == "note" || src == "program") {
+        s.type = src == "cc"     ? midi::SourceType::cc
+                 : src == "note" ? midi::SourceType::note
+                                 : midi::SourceType::program;
+        if (midi_number(cx, m, src, p + "." + src, "controllers[].mappings[]." + src, v))
+            s.number = static_cast<uint8_t>(v);
+    } else if (src == "cc14") {
+        s.type = midi::SourceType::cc14;
+        const YAML::Node n = m["cc14"];
+        const std::string np = p + ".cc14";
+        if (n.IsSequence() && n.size() == 2) {
+            int a = 0, b = 0;
+            if (midi_number_item(cx, n[0], np + "[0]", "controllers[].mappings[].cc14[]", a) &&
+                midi_number_item(cx, n[1], np + "[1]", "controllers[].mappings[].cc14[]", b)) {
+                s.number = static_cast<uint8_t>(a);
+                s.lsb = static_cast<uint8_t>(b);
+            }
+        } else if (n.IsScalar()) {
+            if (midi_number_item(cx, n, np, "controllers[].mappings[].cc14[]", v)) {
+                if (v > 95)
+                    cx.error(n, np,
+                             std::to_string(v) + " has no LSB controller " + std::to_string(v + 32) +
+                                 " (write [msb, lsb])");
+                s.number = static_cast<uint8_t>(v);
+                s.lsb = static_cast<uint8_t>(std::min(v + 32, 127));
+            }
+        } else {
+            cx.error(n, np, "expected [msb, lsb], e.g. [0, 32]" + Ctx::got(n));
+        }
+    } else if (src == "pitch_bend") {
+        s.type = midi::SourceType::pitch_bend;
+        bool on = false;
+        if (cx.boolean(m, "pitch_bend", p + ".pitch_bend", on) && !on)
+            cx.error(m["pitch_bend"], p + ".pitch_bend",
+                     "'pitch_bend: true' selects the pitch bend; false means nothing");
+    }
+    midi_channel(cx, m, p + ".channel", "controllers[].mappings[].channel", s.channel);
+
+    // The action.
+    bool action_ok = false;
+    if (const YAML::Node a = m["action"]; !a) {
+        cx.error(m, p,
+                 "missing required key 'action' (master, send_gain, send_mute, more_me, talkback, scene, "
+                 "dim_all, panic or learn)");
+    } else if (!a.IsScalar()) {
+        cx.error(a, p + ".action", "expected an action name" + Ctx::got(a));
+    } else if (const auto t = midi::action_from_name(a.Scalar())) {
+        mp.action.type = *t;
+        action_ok = true;
+    } else {
+        std::vector<std::string> names;
+        for (std::size_t k = 0; k < midi::action_type_count; ++k)
+            names.emplace_back(midi::name(static_cast<midi::ActionType>(k)));
+        std::string msg = "unknown action '" + a.Scalar() + "'";
+        const std::string sug = suggest(a.Scalar(), names);
+        msg += sug.empty() ? " (allowed: " + names_of(names) + ")" : " (did you mean '" + sug + "'?)";
+        cx.error(a, p + ".action", msg);
+    }
+    cx.string(m, "musician", p + ".musician", mp.action.musician);
+    cx.string(m, "input", p + ".input", mp.action.input);
+    cx.string(m, "scene", p + ".scene", mp.action.scene);
+    if (const YAML::Node ins = m["inputs"]) {
+        if (!ins.IsSequence()) {
+            cx.error(ins, p + ".inputs", "expected a list of input ids" + Ctx::got(ins));
+        } else {
+            for (std::size_t k = 0; k < ins.size(); ++k) {
+                if (!ins[k].IsScalar()) {
+                    cx.error(ins[k], p + ".inputs[" + std::to_string(k) + "]",
+                             "expected an input id" + Ctx::got(ins[k]));
+                    continue;
+                }
+                mp.action.inputs.push_back(ins[k].Scalar());
+            }
+        }
+    }
+    if (m["amount_db"]) {
+        double amt = std::nan("");
+        cx.number(m, "amount_db", p + ".amount_db", "controllers[].mappings[].amount_db", amt);
+        if (!std::isnan(amt)) mp.action.amount_db = amt;
+    }
+    const midi::ActionType at = mp.action.type;
+    const bool gain = at == midi::ActionType::send_gain || at == midi::ActionType::master;
+    const bool sw = at == midi::ActionType::send_mute || at == midi::ActionType::more_me ||
+                    at == midi::ActionType::talkback || at == midi::ActionType::dim_all;
+
+    // How the control behaves: given, or the usual one for its control and action.
+    if (const YAML::Node k = m["kind"]) {
+        const auto kd = k.IsScalar() ? midi::kind_from_name(k.Scalar()) : std::nullopt;
+        if (kd)
+            mp.kind = *kd;
+        else
+            cx.error(k, p + ".kind",
+                     "expected one of absolute, relative_twos_complement, relative_signed_bit, "
+                     "relative_binary_offset, momentary, toggle" +
+                         Ctx::got(k));
+    } else if (action_ok) {
+        switch (s.type) {
+        case midi::SourceType::note:
+            mp.kind = sw && at != midi::ActionType::talkback ? midi::ControlKind::toggle
+                                                             : midi::ControlKind::momentary;
+            break;
+        case midi::SourceType::program:
+            mp.kind = midi::ControlKind::toggle;
+            break;
+        default:
+            mp.kind = gain || sw ? midi::ControlKind::absolute : midi::ControlKind::momentary;
+            break;
+        }
+    }
+    if (const YAML::Node cu = m["curve"]) {
+        const auto c = cu.IsScalar() ? midi::curve_from_name(cu.Scalar()) : std::nullopt;
+        if (c)
+            mp.curve = *c;
+        else
+            cx.error(cu, p + ".curve",
+                     "expected one of db, linear_gain, audio_taper (or log)" + Ctx::got(cu));
+    }
+    cx.number(m, "min_db", p + ".min_db", "controllers[].mappings[].min_db", mp.min_db);
+    cx.number(m, "max_db", p + ".max_db", "controllers[].mappings[].max_db", mp.max_db);
+    cx.number(m, "step_db", p + ".step_db", "controllers[].mappings[].step_db", mp.step_db);
+    cx.number(m, "pickup", p + ".pickup", "controllers[].mappings[].pickup", mp.pickup);
+    cx.boolean(m, "takeover", p + ".takeover", mp.takeover);
+    cx.boolean(m, "feedback", p + ".feedback", mp.feedback);
+    if (!gain) {
+        for (const char* k : {"curve", "min_db", "max_db", "step_db"})
+            if (m[k] && action_ok)
+                cx.error(m[k], p + "." + k,
+                         std::string("'") + k + "' applies to gains (master, send_gain), not to '" +
+                             midi::name(at) + "'");
+    }
+
+    // A learn pad's target.
+    if (const YAML::Node t = m["target"]) {
+        std::string text, why;
+        if (action_ok && at != midi::ActionType::learn) {
+            cx.error(t, p + ".target",
+                     std::string("a target has no meaning for '") + midi::name(at) + "' (only learn)");
+        } else if (cx.string(m, "target", p + ".target", text)) {
+            if (const auto lt = parse_learn_target(text, why)) {
+                if (ctl.midi.musician && lt->musician != *ctl.midi.musician)
+                    cx.error(t, p + ".target",
+                             "'" + lt->musician + "' is not this controller's musician '" +
+                                 *ctl.midi.musician +
+                                 "': a bound controller changes only its own musician's mix (SPEC §3.5)");
+                target = lt->str();
+            } else {
+                cx.error(t, p + ".target", why);
+            }
+        }
+    }
+}
+
+void load_controller(Ctx& cx, const YAML::Node& e, const std::string& p, Controller& ctl,
+                     ControllerNodes& nodes) {
+    cx.check_keys(e, p,
+                  {"id", "api", "port", "feedback", "profile", "musician", "pair_timeout_ms", "mappings",
+                   "dose_leds", "dose", "palette"});
+    ctl.mark = Mark{cx.file, e.Mark().line + 1, e.Mark().column + 1};
+    cx.id(e, p, ctl.id);
+    ctl.midi.id = ctl.id;
+    if (const YAML::Node a = e["api"]) {
+        if (a.IsScalar() && a.Scalar() == "alsa")
+            ctl.api = Controller::Api::alsa;
+        else if (a.IsScalar() && a.Scalar() == "jack")
+            ctl.api = Controller::Api::jack;
+        else
+            cx.error(a, p + ".api", "expected 'alsa' or 'jack'" + Ctx::got(a));
+    }
+    for (const char* key : {"port", "feedback"}) {
+        const YAML::Node n = e[key];
+        const std::string kp = p + "." + key;
+        if (!n) {
+            if (std::string(key) == "port")
+                cx.error(e, p, "missing required key 'port' (a part of the MIDI source's name, or /regex/)");
+            continue;
+        }
+        if (!n.IsScalar() || n.Scalar().empty()) {
+            cx.error(n, kp, "expected a port name (a part of it) or /regex/" + Ctx::got(n));
+            continue;
+        }
+        ConnectRule r;
+        if (!cx.rule(n, kp, r)) continue;
+        if (std::string(key) == "port")
+            ctl.port = r;
+        else
+            ctl.feedback = r;
+    }
+    if (const YAML::Node pr = e["profile"]) {
+        const auto prof = pr.IsScalar() ? midi::profile_from_name(pr.Scalar()) : std::nullopt;
+        if (prof)
+            ctl.midi.profile = *prof;
+        else
+            cx.error(pr, p + ".profile",
+                     "expected one of generic, apc_mini, launchpad_mini, nanokontrol2" + Ctx::got(pr));
+    }
+    std::string bound;
+    if (cx.string(e, "musician", p + ".musician", bound)) ctl.midi.musician = bound;
+    cx.number(e, "pair_timeout_ms", p + ".pair_timeout_ms", "controllers[].pair_timeout_ms",
+              ctl.midi.pair_timeout_ms);
+    if (const YAML::Node d = e["dose"]; d && cx.is_map(d, p + ".dose")) {
+        cx.check_keys(d, p + ".dose", {"amber_pct", "red_pct"});
+        cx.number(d, "amber_pct", p + ".dose.amber_pct", "controllers[].dose.amber_pct",
+                  ctl.midi.dose.amber_pct);
+        cx.number(d, "red_pct", p + ".dose.red_pct", "controllers[].dose.red_pct", ctl.midi.dose.red_pct);
+        if (ctl.midi.dose.amber_pct >= ctl.midi.dose.red_pct)
+            cx.error(d, p + ".dose", "amber_pct must be below red_pct");
+    }
+    if (const YAML::Node pal = e["palette"]; pal && cx.is_map(pal, p + ".palette")) {
+        const std::vector<std::string> leds = {"off",       "green", "green_blink", "red",
+                                               "red_blink", "amber", "amber_blink"};
+        cx.check_keys(pal, p + ".palette", leds);
+        midi::LedPalette lp;
+        bool ok = true;
+        std::vector<std::string> missing;
+        for (const std::string& k : leds)
+            if (!pal[k]) missing.push_back(k);
+        if (!missing.empty()) {
+            cx.error(pal, p + ".palette",
+                     "missing required key" + std::string(missing.size() > 1 ? "s '" : " '") +
+                         names_of(missing) + "' (a palette gives all seven values: " + names_of(leds) + ")");
+            ok = false;
+        }
+        for (std::size_t k = 0; k < leds.size(); ++k) {
+            int v = 0;
+            if (!pal[leds[k]]) {
+                continue;
+            } else if (midi_number(cx, pal, leds[k], p + ".palette." + leds[k], "controllers[].palette.<led>",
+                                   v)) {
+                lp.value[k] = static_cast<uint8_t>(v);
+            } else {
+                ok = false;
+            }
+        }
+        if (ok) ctl.midi.palette = lp;
+    }
+    if (const YAML::Node dl = e["dose_leds"]; dl && cx.is_seq(dl, p + ".dose_leds")) {
+        for (std::size_t k = 0; k < dl.size(); ++k) {
+            const YAML::Node d = dl[k];
+            const std::string dp = p + ".dose_leds[" + std::to_string(k) + "]";
+            if (!cx.is_map(d, dp)) continue;
+            cx.check_keys(d, dp, {"musician", "note", "cc", "channel"});
+            midi::DoseLed led;
+            led.musician = bound;
+            if (!cx.string(d, "musician", dp + ".musician", led.musician) && bound.empty())
+                cx.error(d, dp, "missing required key 'musician' (whose dose the LED shows)");
+            if (d["note"] && d["cc"]) {
+                cx.error(d["cc"], dp + ".cc", "give note or cc, not both");
+            } else if (!d["note"] && !d["cc"]) {
+                cx.error(d, dp, "missing the LED's control: note or cc");
+            }
+            int v = 0;
+            if (midi_number(cx, d, "note", dp + ".note", "controllers[].dose_leds[].note", v)) {
+                led.source.type = midi::SourceType::note;
+                led.source.number = static_cast<uint8_t>(v);
+            } else if (midi_number(cx, d, "cc", dp + ".cc", "controllers[].dose_leds[].cc", v)) {
+                led.source.type = midi::SourceType::cc;
+                led.source.number = static_cast<uint8_t>(v);
+            }
+            led.source.channel = 0;
+            midi_channel(cx, d, dp + ".channel", "controllers[].dose_leds[].channel", led.source.channel);
+            ctl.midi.dose_leds.push_back(led);
+        }
+    }
+    if (const YAML::Node ms = e["mappings"]; ms && cx.is_seq(ms, p + ".mappings")) {
+        if (ms.size() > midi::max_mappings)
+            cx.error(ms, p + ".mappings",
+                     std::to_string(ms.size()) + " mappings: at most " + std::to_string(midi::max_mappings));
+        for (std::size_t k = 0; k < ms.size() && k < midi::max_mappings; ++k) {
+            const YAML::Node m = ms[k];
+            const std::string mp = p + ".mappings[" + std::to_string(k) + "]";
+            if (!cx.is_map(m, mp)) continue;
+            midi::Mapping mapping;
+            std::string target;
+            load_mapping(cx, m, mp, ctl, mapping, target);
+            ctl.midi.mappings.push_back(std::move(mapping));
+            ctl.learn_targets.push_back(std::move(target));
+            nodes.mappings.push_back(m);
+        }
+    }
+}
+
+// Where a build error of the Mapper or Feedback belongs: its YAML key and node.
+void place_build_error(Ctx& cx, const ControllerNodes& nodes, const midi::BuildError& be) {
+    YAML::Node at = nodes.node;
+    std::string path = nodes.path;
+    if (be.mapping >= 0 && static_cast<std::size_t>(be.mapping) < nodes.mappings.size()) {
+        at = nodes.mappings[static_cast<std::size_t>(be.mapping)];
+        path += ".mappings[" + std::to_string(be.mapping) + "]";
+    }
+    std::string key = be.key;
+    if (key.rfind("action.", 0) == 0) key = key.substr(7);
+    if (key == "source.channel") key = "channel";
+    if (key == "source.lsb") key = "cc14";
+    if (key == "source.number" || key == "source") {
+        key.clear();
+        for (const std::string& k : source_keys)
+            if (at.IsMap() && at[k]) key = k;
+    }
+    // Walk "a.b[2].c" down the nodes as far as they exist.
+    std::size_t pos = 0;
+    while (!key.empty() && pos < key.size()) {
+        std::size_t end = key.find('.', pos);
+        if (end == std::string::npos) end = key.size();
+        std::string part = key.substr(pos, end - pos);
+        path += "." + part;
+        int index = -1;
+        if (const std::size_t br = part.find('['); br != std::string::npos) {
+            index = std::atoi(part.c_str() + br + 1);
+            part = part.substr(0, br);
+        }
+        if (at.IsMap() && at[part]) {
+            YAML::Node next = at[part];
+            if (index >= 0 && next.IsSequence() && static_cast<std::size_t>(index) < next.size())
+                next = next[static_cast<std::size_t>(index)];
+            at = next;
+        }
+        pos = end + 1;
+    }
+    cx.error(at, path, be.message);
+}
+
+void load_controllers(Ctx& cx, const YAML::Node& root, Config& c) {
+    const YAML::Node n = root["controllers"];
+    if (!n || !cx.is_seq(n, "controllers")) return;
+    if (n.size() > 32)
+        cx.error(n, "controllers", std::to_string(n.size()) + " controllers: at most 32 allowed");
+    std::vector<ControllerNodes> nodes;
+    std::map<std::string, int> id_line;
+    for (std::size_t i = 0; i < n.size() && i < 32; ++i) {
+        const std::string p = "controllers[" + std::to_string(i) + "]";
+        if (!cx.is_map(n[i], p)) continue;
+        Controller ctl;
+        ControllerNodes cn{n[i], p, {}};
+        const std::size_t before = cx.errors.size();
+        load_controller(cx, n[i], p, ctl, cn);
+        if (!ctl.id.empty()) {
+            if (const auto first = id_line.find(ctl.id); first != id_line.end()) {
+                cx.error(n[i]["id"], p + ".id",
+                         "duplicate controller id '" + ctl.id + "' (first defined at line " +
+                             std::to_string(first->second) + ")");
+                continue;
+            }
+            id_line.emplace(ctl.id, n[i]["id"].Mark().line + 1);
+        }
+        if (cx.errors.size() != before) continue; // checked below only when it parsed cleanly
+        c.controllers.push_back(std::move(ctl));
+        nodes.push_back(std::move(cn));
+    }
+    // Resolve ids and check ranges, scope and feedback with the MIDI core itself.
+    const midi::Directory dir = midi_directory(c);
+    std::vector<Controller> ok;
+    for (std::size_t i = 0; i < c.controllers.size(); ++i) {
+        Controller& ctl = c.controllers[i];
+        std::vector<midi::BuildError> errs;
+        const auto mapper = midi::Mapper::build(ctl.midi, dir, errs);
+        if (mapper) midi::Feedback::build(ctl.midi, *mapper, dir, errs);
+        for (std::size_t k = 0; k < ctl.learn_targets.size(); ++k) {
+            if (ctl.learn_targets[k].empty()) continue;
+            std::string why;
+            const auto lt = parse_learn_target(ctl.learn_targets[k], why);
+            if (lt && c.musician_index(lt->musician) < 0)
+                errs.push_back({static_cast<int>(k), "target", "no musician '" + lt->musician + "'"});
+            else if (lt && !lt->input.empty() && c.input_index(lt->input) < 0)
+                errs.push_back({static_cast<int>(k), "target", "no input '" + lt->input + "'"});
+        }
+        for (const midi::BuildError& be : errs) place_build_error(cx, nodes[i], be);
+        if (errs.empty()) ok.push_back(std::move(ctl));
+    }
+    c.controllers = std::move(ok);
+}
+
 Config load_node(const YAML::Node& root, Ctx& cx) {
     Config c;
     c.source = cx.file;
@@ -519,8 +974,9 @@ Config load_node(const YAML::Node& root, Ctx& cx) {
         return c;
     }
     if (!cx.is_map(root, "")) return c;
-    cx.check_keys(root, "",
-                  {"version", "jack", "control", "mixer", "dosimetry", "show", "inputs", "musicians"});
+    cx.check_keys(
+        root, "",
+        {"version", "jack", "control", "mixer", "dosimetry", "show", "inputs", "musicians", "controllers"});
     double version = std::nan("");
     cx.number(root, "version", "version", "version", version);
     if (!std::isnan(version)) c.version = static_cast<int>(version);
@@ -684,6 +1140,7 @@ Config load_node(const YAML::Node& root, Ctx& cx) {
             }
         }
     }
+    load_controllers(cx, root, c);
     return c;
 }
 

@@ -215,7 +215,12 @@ struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Sess
             break;
         }
         try {
-            send(srv.handler.handle(r, uid), true);
+            std::weak_ptr<Session> weak = shared_from_this();
+            const ControlHandler::Reply later = [weak](const std::string& reply) {
+                if (auto self = weak.lock()) self->send(reply, true);
+            };
+            std::string reply = srv.handler.handle(r, uid, later);
+            if (!reply.empty()) send(std::move(reply), true);
         } catch (const std::exception& e) {
             ++srv.st.errors;
             send(control::reply_error(r.id, control::code::internal, e.what()), true);

@@ -6,10 +6,13 @@
 #include "earshot/daemon/dose_keeper.hpp"
 #include "earshot/daemon/jack_backend.hpp"
 #include "earshot/daemon/log.hpp"
+#include "earshot/daemon/midi_hub.hpp"
 #include "earshot/daemon/notify.hpp"
 #include "earshot/dsp/limiter.hpp"
 #include "earshot/dsp/units.hpp"
 #include "earshot/engine/engine.hpp"
+#include "earshot/midi/feedback.hpp"
+#include "earshot/midi/mapping.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -30,6 +33,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -170,35 +175,169 @@ struct Daemon::Impl final : ControlHandler {
     bool stopping = false;
     int exit_code = exit_ok;
 
-    // Momentary layers on top of the live mix (not persisted): dim and panic.
+    // Momentary layers on top of the live mix (not persisted): dim and panic for everyone, and
+    // the MIDI layers per musician (more me, talkback, dim, panic of a bound controller).
     double dim_db = 0; // 0 = off
     bool panicked = false;
+    struct Layer {
+        bool more = false; // "more me": raise more_inputs by more_db
+        double more_db = 0;
+        std::vector<std::string> more_inputs; // input ids
+        bool talk = false;                    // talkback: duck every other send by talk_db ...
+        double talk_db = 0;
+        std::string talk_input; // ... and open this input's send at 0 dB ("" = none)
+        bool dim = false;
+        double dim_db = 0;
+        bool panic = false;
+    };
+    std::map<std::string, Layer> layers;         // by musician id
+    Layer talk_all;                              // talkback for everyone (only its talk fields are used)
+    std::string scene_all;                       // last scene recalled for everyone
+    std::map<std::string, std::string> scene_of; // last scene recalled per musician
 
     boost::asio::io_context io;
     boost::asio::signal_set signals{io, SIGTERM, SIGINT, SIGHUP};
     boost::asio::steady_timer timer{io};
     ControlServer control{io, *this, EARSHOT_VERSION_STRING};
 
+    // --- MIDI controllers (docs/midi.md) ------------------------------------------------------
+    // The live mix as the Mapper and Feedback see it (Directory indices = config order).
+    struct View final : midi::MixView {
+        const Impl& d;
+        explicit View(const Impl& impl) : d(impl) {}
+        const MixState::Send* send(uint16_t m, uint16_t i) const noexcept;
+        const Layer* layer(uint16_t m) const noexcept;
+        double send_gain_db(uint16_t m, uint16_t i) const noexcept override;
+        bool send_muted(uint16_t m, uint16_t i) const noexcept override;
+        double master_db(uint16_t m) const noexcept override;
+        bool more_me(uint16_t m) const noexcept override;
+        bool talkback(uint16_t m) const noexcept override;
+        bool dimmed(uint16_t m) const noexcept override;
+        int scene(uint16_t m) const noexcept override;
+        double dose_pct(uint16_t m) const noexcept override;
+    };
+    struct MidiCtl {
+        std::string id; // the controller's id
+        std::optional<midi::Mapper> mapper;
+        std::optional<midi::Feedback> fb;
+        std::vector<std::string> learn_targets; // parallel to the mapper's mappings
+        uint64_t scope_rejected = 0;            // actions refused when applied (SPEC §3.5; stays 0)
+        midi::MapperStats before;               // counters of the Mappers replaced by rebuilds
+    };
+    struct Learned { // a binding made by MIDI learn, kept in <state-dir>/midi-learn.json
+        std::string target;
+        midi::ControlSource source;
+        midi::ControlKind kind = midi::ControlKind::absolute;
+    };
+    struct PendingLearn {
+        config::LearnTarget target;
+        std::vector<std::size_t> ctls; // controllers listening
+        Clock::time_point deadline;
+        ControlHandler::Reply reply; // empty: started from a pad
+        json::value id;
+    };
+    View view{*this};
+    midi::Directory midi_dir;
+    std::vector<MidiCtl> midi_ctls;                      // parallel to cfg.controllers
+    std::map<std::string, std::vector<Learned>> learned; // by controller id
+    std::optional<PendingLearn> pending_learn;
+    std::string last_target;        // the last target changed from the control socket (a learn pad's default)
+    std::vector<double> dose_cache; // NIOSH daily % by musician index, refreshed with status.json
+    Clock::time_point last_midi_poll{};
+    MidiHub hub{io};
+
     Impl(Options o, config::Config c) : opt(std::move(o)), cfg(std::move(c)), keeper(opt.state_dir) {}
 
-    // --- the mix the engine runs: live mix + dim/panic ---------------------------------------
-    double engine_master(double live_db) const {
-        if (panicked) return -std::numeric_limits<double>::infinity();
-        if (dim_db < 0 && std::isfinite(live_db)) return std::max(-90.0, live_db + dim_db);
+    // --- the mix the engine runs: live mix + dim/panic + MIDI layers ----------------------------
+    const Layer* layer_of(const std::string& id) const {
+        const auto it = layers.find(id);
+        return it == layers.end() ? nullptr : &it->second;
+    }
+    double engine_master(const std::string& id, double live_db) const {
+        const Layer* l = layer_of(id);
+        if (panicked || (l && l->panic)) return -std::numeric_limits<double>::infinity();
+        const double dim = (dim_db < 0 ? dim_db : 0.0) + (l && l->dim ? l->dim_db : 0.0);
+        if (dim < 0 && std::isfinite(live_db)) return std::max(-90.0, live_db + dim);
         return live_db;
+    }
+    // A send as the engine plays it: "more me" raises, talkback ducks the others and opens its mic.
+    SendValue engine_send(const std::string& id, const std::string& input, const SendValue& live) const {
+        SendValue v = live;
+        const Layer* l = layer_of(id);
+        if (l && l->more && std::isfinite(v.gain_db) &&
+            std::find(l->more_inputs.begin(), l->more_inputs.end(), input) != l->more_inputs.end())
+            v.gain_db = std::min(12.0, v.gain_db + l->more_db);
+        const Layer* t = l && l->talk ? l : talk_all.talk ? &talk_all : nullptr;
+        if (t) {
+            if (!t->talk_input.empty() && input == t->talk_input) {
+                v.gain_db = 0;
+                v.mute = false;
+            } else if (std::isfinite(v.gain_db)) {
+                v.gain_db = std::max(-90.0, v.gain_db + t->talk_db);
+            }
+        }
+        return v;
+    }
+    const std::string* talk_input_of(const std::string& id) const {
+        const Layer* l = layer_of(id);
+        const Layer* t = l && l->talk ? l : talk_all.talk ? &talk_all : nullptr;
+        return t && !t->talk_input.empty() ? &t->talk_input : nullptr;
     }
     config::Config engine_cfg() const {
         config::Config c = eff;
-        for (config::Musician& m : c.musicians) m.mix.master_db = engine_master(m.mix.master_db);
+        for (config::Musician& m : c.musicians) {
+            m.mix.master_db = engine_master(m.id, m.mix.master_db);
+            for (config::Send& sd : m.mix.sends) {
+                const SendValue v = engine_send(m.id, sd.input, SendValue{sd.gain_db, sd.pan, sd.mute});
+                sd.gain_db = v.gain_db;
+                sd.mute = v.mute;
+            }
+            if (const std::string* tin = talk_input_of(m.id)) {
+                bool have = false;
+                for (const config::Send& sd : m.mix.sends) have = have || sd.input == *tin;
+                if (!have) {
+                    config::Send sd;
+                    sd.input = *tin;
+                    sd.gain_db = 0;
+                    m.mix.sends.push_back(sd);
+                }
+            }
+        }
         return c;
     }
     void apply_masters(uint32_t ramp_samples = 0) {
         if (!eng) return;
         for (const config::Musician& m : eff.musicians)
-            eng->set_master(m.id, engine_master(m.mix.master_db), ramp_samples);
+            eng->set_master(m.id, engine_master(m.id, m.mix.master_db), ramp_samples);
     }
+    void rebuild_engine() {
+        if (!eng) return;
+        eng->apply_config(engine_cfg(), engine::StartMode::fade_in);
+        keeper.bind(*eng);
+        if (jack) publish_ports();
+    }
+    void push_layers(const std::string& id);
+    void push_all_layers();
+    // --- MIDI -------------------------------------------------------------------------------
+    void build_midi();
+    void build_controller(std::size_t c);
+    void on_midi();
+    void midi_tick();
+    void midi_feedback();
+    void apply_action(std::size_t c, const midi::Action& a);
+    void start_learn(const config::LearnTarget& t, std::vector<std::size_t> ctls, ControlHandler::Reply reply,
+                     json::value id);
+    void finish_learn(std::size_t c, const midi::ControlSource& src);
+    void cancel_learn(const std::string& why);
+    std::string learn_path() const { return opt.state_dir + "/midi-learn.json"; }
+    void load_learned();
+    void save_learned() const;
+    void refresh_dose();
+    json::value midi_status() const;
+    bool recall_scene(const std::string& name, const std::string& only, json::array& applied,
+                      json::array& skipped, std::string& err);
     // --- control socket ----------------------------------------------------------------------
-    std::string handle(const control::Request& r, uid_t peer) override;
+    std::string handle(const control::Request& r, uid_t peer, const Reply& later) override;
     boost::json::value status_json() override;
     std::vector<std::string> reload_config();
     std::string scenes_path() const { return opt.state_dir + "/scenes.json"; }
@@ -357,6 +496,7 @@ bool Daemon::Impl::heard(uint64_t start_sample) {
 void Daemon::Impl::end_session(const std::string& why) {
     log::warn("%s; earshotd keeps the dose and waits for the JACK server", why.c_str());
     if (jack) jack->close(); // the process thread is gone after this
+    hub.drop_jack();         // RtMidi's JACK clients died with the server
     if (eng) {
         eng->flush_dose(); // no RT thread runs it any more
         drain(*eng, true);
@@ -409,6 +549,9 @@ std::vector<std::string> Daemon::Impl::reload_config() {
     eff = mix.effective(cfg);
     save_mix();
     keeper.configure(cfg, wall_now());
+    for (auto it = layers.begin(); it != layers.end();) // musicians that are gone lose their layers
+        it = cfg.musician_index(it->first) < 0 ? layers.erase(it) : std::next(it);
+    build_midi();
     if (state == State::connected) {
         if (rename) {
             log::notice("jack.client_name changed to '%s': re-joining JACK under the new name",
@@ -446,7 +589,7 @@ std::vector<std::string> Daemon::Impl::reload_config() {
                 const int i = eff.musician_index(id);
                 if (i >= 0)
                     eng->set_master(
-                        id, engine_master(eff.musicians[static_cast<std::size_t>(i)].mix.master_db), up);
+                        id, engine_master(id, eff.musicians[static_cast<std::size_t>(i)].mix.master_db), up);
             }
         }
     }
@@ -574,6 +717,7 @@ boost::json::value Daemon::Impl::status_json() {
     mixer["dim_db"] = dim_db < 0 ? json::value(dim_db) : json::value(nullptr);
     mixer["panic"] = panicked;
     root["mixer"] = std::move(mixer);
+    root["midi"] = midi_status();
     const ControlStats cs = control.stats();
     json::object co;
     co["clients"] = cs.clients;
@@ -648,7 +792,7 @@ bool Daemon::Impl::save_scenes(const json::object& scenes, std::string& err) con
     return true;
 }
 
-std::string Daemon::Impl::handle(const control::Request& r, uid_t peer) {
+std::string Daemon::Impl::handle(const control::Request& r, uid_t peer, const Reply& later) {
     using control::Command;
     switch (r.cmd) {
     case Command::status:
@@ -664,8 +808,9 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer) {
             mix.set_master(r.musician, g);
             mix_changed = Clock::now();
             eff = mix.effective(cfg);
-            if (eng) eng->set_master(r.musician, engine_master(g));
+            if (eng) eng->set_master(r.musician, engine_master(r.musician, g));
             res["master_db"] = control::db_json(g);
+            last_target = r.musician + ".master";
         } else {
             const auto it = m->sends.find(r.input);
             if (it == m->sends.end())
@@ -675,6 +820,7 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer) {
             if (r.pan) v.pan = *r.pan;
             if (r.mute) v.mute = *r.mute;
             apply_send(r.musician, r.input, v);
+            last_target = r.musician + (r.gain_db || !r.mute ? ".send." : ".mute.") + r.input;
             res["input"] = r.input;
             res["gain_db"] = control::db_json(v.gain_db);
             res["pan"] = v.pan;
@@ -720,51 +866,9 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer) {
             return control::reply_ok(r.id, std::move(res));
         }
         case control::SceneAction::recall: {
-            const json::value* sc = scenes.if_contains(r.scene);
-            if (!sc || !sc->is_object() || !sc->as_object().if_contains("musicians"))
-                return control::reply_error(r.id, control::code::not_found, "no scene '" + r.scene + "'");
             json::array applied, skipped;
-            for (const auto& mkv : sc->as_object().at("musicians").as_object()) {
-                const std::string id(mkv.key());
-                const MixState::Musician* m = mix.find(id);
-                if (!m || !mkv.value().is_object()) {
-                    skipped.push_back(json::value(id + ": not in the running config"));
-                    continue;
-                }
-                const json::object& mo = mkv.value().as_object();
-                // Every value is checked like a `set`: gains are clamped to [-90, +12] dB.
-                if (const json::value* md = mo.if_contains("master_db")) {
-                    double g = json_db(*md);
-                    if (std::isfinite(g)) g = std::clamp(g, -90.0, 12.0);
-                    mix.set_master(id, g);
-                }
-                if (const json::value* sends = mo.if_contains("sends"); sends && sends->is_object()) {
-                    for (const auto& skv : sends->as_object()) {
-                        const std::string in(skv.key());
-                        if (!m->sends.count(in) || !skv.value().is_object()) {
-                            skipped.push_back(json::value(id + "/" + in + ": no such input now"));
-                            continue;
-                        }
-                        const json::object& so = skv.value().as_object();
-                        SendValue v;
-                        v.gain_db = so.if_contains("gain_db") ? json_db(so.at("gain_db")) : v.gain_db;
-                        if (std::isfinite(v.gain_db)) v.gain_db = std::clamp(v.gain_db, -90.0, 12.0);
-                        v.pan = so.if_contains("pan") ? std::clamp(json_db(so.at("pan")), -1.0, 1.0) : 0.0;
-                        if (!std::isfinite(v.pan)) v.pan = 0;
-                        v.mute = so.if_contains("mute") && so.at("mute").is_bool() && so.at("mute").as_bool();
-                        mix.set_send(id, in, v);
-                    }
-                }
-                applied.push_back(json::value(id));
-            }
-            mix_changed = Clock::now();
-            eff = mix.effective(cfg);
-            // One rebuild with ramps (sends that were off may come on): no jumps (SPEC §3.2).
-            if (eng) {
-                eng->apply_config(engine_cfg(), engine::StartMode::fade_in);
-                keeper.bind(*eng);
-                if (jack) publish_ports();
-            }
+            if (!recall_scene(r.scene, "", applied, skipped, err))
+                return control::reply_error(r.id, control::code::not_found, err);
             log::notice("control (uid %u): scene '%s' recalled", static_cast<unsigned>(peer),
                         r.scene.c_str());
             json::object res;
@@ -812,9 +916,33 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer) {
         res["panic"] = panicked;
         return control::reply_ok(r.id, std::move(res));
     }
-    case Command::learn:
-        return control::reply_error(r.id, control::code::unavailable,
-                                    "MIDI learn needs a MIDI controller in the config (controllers:)");
+    case Command::learn: {
+        if (cfg.controllers.empty())
+            return control::reply_error(r.id, control::code::unavailable,
+                                        "MIDI learn needs a MIDI controller in the config (controllers:)");
+        std::string why;
+        const auto t = config::parse_learn_target(r.target, why);
+        if (!t) return control::reply_error(r.id, control::code::bad_request, why);
+        const int mi = eff.musician_index(t->musician);
+        if (mi < 0)
+            return control::reply_error(r.id, control::code::not_found, "no musician '" + t->musician + "'");
+        if (!t->input.empty() && eff.input_index(t->input) < 0)
+            return control::reply_error(r.id, control::code::not_found, "no input '" + t->input + "'");
+        // Every connected controller that may change this musician's mix listens (SPEC §3.5).
+        std::vector<std::size_t> ctls;
+        for (std::size_t c = 0; c < midi_ctls.size(); ++c) {
+            if (!midi_ctls[c].mapper || !hub.input_open(c)) continue;
+            const uint16_t b = midi_ctls[c].mapper->bound_musician();
+            if (b == midi::all_musicians || b == static_cast<uint16_t>(mi)) ctls.push_back(c);
+        }
+        if (ctls.empty())
+            return control::reply_error(r.id, control::code::unavailable,
+                                        "no connected MIDI controller may change " + t->musician + "'s mix");
+        log::info("control (uid %u): learn %s", static_cast<unsigned>(peer), t->str().c_str());
+        start_learn(*t, std::move(ctls), later, r.id);
+        midi_feedback(); // the learn LEDs blink
+        return {};       // answered when a control moves, or after 10 s
+    }
     case Command::ping:
     case Command::commands:
     case Command::subscribe:
@@ -828,12 +956,644 @@ void Daemon::Impl::apply_send(const std::string& musician, const std::string& in
     mix.set_send(musician, input, v);
     mix_changed = Clock::now();
     eff = mix.effective(cfg);
-    if (eng && !eng->set_send(musician, input, v.gain_db, v.pan, v.mute)) {
+    const SendValue e = engine_send(musician, input, v);
+    if (eng && !eng->set_send(musician, input, e.gain_db, e.pan, e.mute)) {
         // A send the running graph does not have yet: rebuild (ramped like a reload).
-        eng->apply_config(engine_cfg(), engine::StartMode::fade_in);
-        keeper.bind(*eng);
-        if (jack) publish_ports();
+        rebuild_engine();
     }
+}
+
+bool Daemon::Impl::recall_scene(const std::string& name, const std::string& only, json::array& applied,
+                                json::array& skipped, std::string& err) {
+    err.clear();
+    const json::object scenes = load_scenes(err);
+    if (!err.empty()) return false;
+    const json::value* sc = scenes.if_contains(name);
+    if (!sc || !sc->is_object() || !sc->as_object().if_contains("musicians") ||
+        !sc->as_object().at("musicians").is_object()) {
+        err = "no scene '" + name + "'";
+        return false;
+    }
+    for (const auto& mkv : sc->as_object().at("musicians").as_object()) {
+        const std::string id(mkv.key());
+        if (!only.empty() && id != only) continue; // a bound controller recalls only its musician's part
+        const MixState::Musician* m = mix.find(id);
+        if (!m || !mkv.value().is_object()) {
+            skipped.push_back(json::value(id + ": not in the running config"));
+            continue;
+        }
+        const json::object& mo = mkv.value().as_object();
+        // Every value is checked like a `set`: gains are clamped to [-90, +12] dB.
+        if (const json::value* md = mo.if_contains("master_db")) {
+            double g = json_db(*md);
+            if (std::isfinite(g)) g = std::clamp(g, -90.0, 12.0);
+            mix.set_master(id, g);
+        }
+        if (const json::value* sends = mo.if_contains("sends"); sends && sends->is_object()) {
+            for (const auto& skv : sends->as_object()) {
+                const std::string in(skv.key());
+                if (!m->sends.count(in) || !skv.value().is_object()) {
+                    skipped.push_back(json::value(id + "/" + in + ": no such input now"));
+                    continue;
+                }
+                const json::object& so = skv.value().as_object();
+                SendValue v;
+                v.gain_db = so.if_contains("gain_db") ? json_db(so.at("gain_db")) : v.gain_db;
+                if (std::isfinite(v.gain_db)) v.gain_db = std::clamp(v.gain_db, -90.0, 12.0);
+                v.pan = so.if_contains("pan") ? std::clamp(json_db(so.at("pan")), -1.0, 1.0) : 0.0;
+                if (!std::isfinite(v.pan)) v.pan = 0;
+                v.mute = so.if_contains("mute") && so.at("mute").is_bool() && so.at("mute").as_bool();
+                mix.set_send(id, in, v);
+            }
+        }
+        applied.push_back(json::value(id));
+    }
+    mix_changed = Clock::now();
+    eff = mix.effective(cfg);
+    if (only.empty()) {
+        scene_all = name;
+        scene_of.clear();
+        for (const config::Musician& m : eff.musicians) scene_of[m.id] = name;
+    } else {
+        scene_of[only] = name;
+    }
+    // One rebuild with ramps (sends that were off may come on): no jumps (SPEC §3.2).
+    rebuild_engine();
+    return true;
+}
+
+// --- MIDI: the live view -------------------------------------------------------------------------
+
+const MixState::Send* Daemon::Impl::View::send(uint16_t m, uint16_t i) const noexcept {
+    if (m >= d.eff.musicians.size() || i >= d.eff.inputs.size()) return nullptr;
+    const MixState::Musician* mu = d.mix.find(d.eff.musicians[m].id);
+    if (!mu) return nullptr;
+    const auto it = mu->sends.find(d.eff.inputs[i].id);
+    return it == mu->sends.end() ? nullptr : &it->second;
+}
+const Daemon::Impl::Layer* Daemon::Impl::View::layer(uint16_t m) const noexcept {
+    return m < d.eff.musicians.size() ? d.layer_of(d.eff.musicians[m].id) : nullptr;
+}
+double Daemon::Impl::View::send_gain_db(uint16_t m, uint16_t i) const noexcept {
+    const MixState::Send* s = send(m, i);
+    return s ? s->live.gain_db : 0.0;
+}
+bool Daemon::Impl::View::send_muted(uint16_t m, uint16_t i) const noexcept {
+    const MixState::Send* s = send(m, i);
+    return s && s->live.mute;
+}
+double Daemon::Impl::View::master_db(uint16_t m) const noexcept {
+    if (m >= d.eff.musicians.size()) return 0.0;
+    const MixState::Musician* mu = d.mix.find(d.eff.musicians[m].id);
+    return mu ? mu->master_live : 0.0;
+}
+bool Daemon::Impl::View::more_me(uint16_t m) const noexcept {
+    const Layer* l = layer(m);
+    return l && l->more;
+}
+bool Daemon::Impl::View::talkback(uint16_t m) const noexcept {
+    if (m == midi::all_musicians) return d.talk_all.talk;
+    const Layer* l = layer(m);
+    return l && l->talk;
+}
+bool Daemon::Impl::View::dimmed(uint16_t m) const noexcept {
+    if (m == midi::all_musicians) return d.dim_db < 0;
+    const Layer* l = layer(m);
+    return l && l->dim;
+}
+int Daemon::Impl::View::scene(uint16_t m) const noexcept {
+    const std::string* name = nullptr;
+    if (m == midi::all_musicians) {
+        name = &d.scene_all;
+    } else if (m < d.eff.musicians.size()) {
+        const auto it = d.scene_of.find(d.eff.musicians[m].id);
+        if (it != d.scene_of.end()) name = &it->second;
+    }
+    if (!name || name->empty()) return -1;
+    for (std::size_t k = 0; k < d.midi_dir.scenes.size(); ++k)
+        if (d.midi_dir.scenes[k] == *name) return static_cast<int>(k);
+    return -1;
+}
+double Daemon::Impl::View::dose_pct(uint16_t m) const noexcept {
+    return m < d.dose_cache.size() ? d.dose_cache[m] : std::numeric_limits<double>::quiet_NaN();
+}
+
+// --- MIDI: layers to the engine --------------------------------------------------------------------
+
+void Daemon::Impl::push_layers(const std::string& id) {
+    if (!eng) return;
+    const config::Config ec = engine_cfg();
+    const int i = ec.musician_index(id);
+    if (i < 0) return;
+    const config::Musician& m = ec.musicians[static_cast<std::size_t>(i)];
+    bool ok = eng->set_master(m.id, m.mix.master_db);
+    for (const config::Input& in : ec.inputs) {
+        const config::Send* sd = nullptr;
+        for (const config::Send& x : m.mix.sends)
+            if (x.input == in.id) sd = &x;
+        if (sd)
+            ok = eng->set_send(m.id, sd->input, sd->gain_db, sd->pan, sd->mute) && ok;
+        else
+            eng->set_send(m.id, in.id, -std::numeric_limits<double>::infinity(), 0, false); // may not exist
+    }
+    if (!ok) rebuild_engine(); // a send the graph does not have yet (the talkback mic): ramped rebuild
+}
+
+void Daemon::Impl::push_all_layers() {
+    if (!eng) return;
+    // Per-send commands while they fit the engine's queue comfortably, else one ramped rebuild.
+    if (eff.musicians.size() * (eff.inputs.size() + 1) <= 512)
+        for (const config::Musician& m : eff.musicians) push_layers(m.id);
+    else
+        rebuild_engine();
+}
+
+// --- MIDI: controllers -----------------------------------------------------------------------------
+
+namespace {
+
+bool overlaps(const midi::ControlSource& a, const midi::ControlSource& b) {
+    if (a.type != b.type) return false;
+    if (a.type != midi::SourceType::pitch_bend && a.number != b.number) return false;
+    return a.channel == b.channel || a.channel == midi::any_channel || b.channel == midi::any_channel;
+}
+
+// What a learned binding becomes: gains take absolute controls, mutes buttons (toggle).
+std::optional<midi::ControlKind> learned_kind(const config::LearnTarget& t, const midi::ControlSource& s) {
+    const bool button = s.type == midi::SourceType::note || s.type == midi::SourceType::program;
+    if (t.kind == config::LearnTarget::Kind::mute)
+        return button || s.type == midi::SourceType::cc ? midi::ControlKind::toggle
+                                                        : midi::ControlKind::absolute;
+    if (button) return std::nullopt;
+    return midi::ControlKind::absolute;
+}
+
+midi::Mapping learned_mapping(const config::LearnTarget& t, const midi::ControlSource& s,
+                              midi::ControlKind k) {
+    midi::Mapping mp;
+    mp.source = s;
+    mp.kind = k;
+    mp.action.type = t.kind == config::LearnTarget::Kind::master ? midi::ActionType::master
+                     : t.kind == config::LearnTarget::Kind::send ? midi::ActionType::send_gain
+                                                                 : midi::ActionType::send_mute;
+    mp.action.musician = t.musician;
+    mp.action.input = t.input;
+    return mp;
+}
+
+const char* source_type_name(midi::SourceType t) {
+    return midi::name(t);
+}
+
+} // namespace
+
+void Daemon::Impl::build_midi() {
+    if (pending_learn) cancel_learn("the config was reloaded");
+    midi_dir = config::midi_directory(cfg);
+    hub.configure(cfg.controllers);
+    std::vector<MidiCtl> old = std::move(midi_ctls); // counters carry over a reload, by id
+    midi_ctls.assign(cfg.controllers.size(), MidiCtl{});
+    for (std::size_t c = 0; c < cfg.controllers.size(); ++c)
+        for (MidiCtl& o : old)
+            if (o.id == cfg.controllers[c].id) midi_ctls[c] = std::move(o);
+    refresh_dose();
+    for (std::size_t c = 0; c < cfg.controllers.size(); ++c) build_controller(c);
+}
+
+void Daemon::Impl::build_controller(std::size_t c) {
+    const config::Controller& ctl = cfg.controllers[c];
+    MidiCtl& mc = midi_ctls[c];
+    MidiCtl old = std::move(mc);
+    mc = MidiCtl{};
+    mc.id = ctl.id;
+    mc.scope_rejected = old.scope_rejected;
+    mc.before = old.before;
+    if (old.mapper) { // the counters carry over a rebuild (a learned binding, a reload)
+        const midi::MapperStats& o = old.mapper->stats();
+        mc.before.events += o.events;
+        mc.before.unmatched += o.unmatched;
+        mc.before.actions += o.actions;
+        mc.before.takeover_waits += o.takeover_waits;
+        mc.before.scope_rejected += o.scope_rejected;
+        mc.before.pairs_timed_out += o.pairs_timed_out;
+        mc.before.learned += o.learned;
+    }
+    std::vector<Learned>& ls = learned[ctl.id];
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        midi::ControllerConfig cc = ctl.midi;
+        std::vector<std::string> targets = ctl.learn_targets;
+        // A learned binding replaces what the config maps to the same control.
+        for (const Learned& l : ls)
+            for (std::size_t k = cc.mappings.size(); k-- > 0;)
+                if (overlaps(cc.mappings[k].source, l.source)) {
+                    cc.mappings.erase(cc.mappings.begin() + static_cast<std::ptrdiff_t>(k));
+                    targets.erase(targets.begin() + static_cast<std::ptrdiff_t>(k));
+                }
+        const std::size_t first_learned = cc.mappings.size();
+        for (const Learned& l : ls) {
+            std::string why;
+            const auto t = config::parse_learn_target(l.target, why);
+            if (t) cc.mappings.push_back(learned_mapping(*t, l.source, l.kind));
+            targets.emplace_back();
+        }
+        std::vector<midi::BuildError> errs;
+        auto mapper = midi::Mapper::build(cc, midi_dir, errs);
+        std::optional<midi::Feedback> fb;
+        if (mapper) fb = midi::Feedback::build(cc, *mapper, midi_dir, errs);
+        if (mapper && fb) {
+            mc.mapper = std::move(mapper);
+            mc.fb = std::move(fb);
+            mc.learn_targets = std::move(targets);
+            return;
+        }
+        // Learned bindings the config no longer allows (a musician or input removed, a new
+        // binding of the controller): dropped and reported; the config's own mappings were valid.
+        std::set<std::size_t> bad;
+        for (const midi::BuildError& e : errs) {
+            log::warn("controller '%s': learned binding dropped: %s", ctl.id.c_str(),
+                      midi::to_string(e, ctl.id).c_str());
+            if (e.mapping >= 0 && static_cast<std::size_t>(e.mapping) >= first_learned)
+                bad.insert(static_cast<std::size_t>(e.mapping) - first_learned);
+        }
+        if (bad.empty()) break;
+        std::vector<Learned> keep;
+        for (std::size_t k = 0; k < ls.size(); ++k)
+            if (!bad.count(k)) keep.push_back(ls[k]);
+        ls = std::move(keep);
+        save_learned();
+    }
+    log::error("controller '%s': cannot build its mappings; it is ignored", ctl.id.c_str());
+}
+
+void Daemon::Impl::on_midi() {
+    midi::MidiEvent e;
+    for (std::size_t c = 0; c < midi_ctls.size() && c < hub.size(); ++c) {
+        while (hub.pop(c, e)) {
+            if (!midi_ctls[c].mapper) continue;
+            const midi::ActionList al = midi_ctls[c].mapper->map(e, view);
+            for (const midi::Action& a : al) apply_action(c, a);
+            if (midi_ctls[c].mapper)
+                if (const auto src = midi_ctls[c].mapper->take_learned()) finish_learn(c, *src);
+        }
+    }
+    midi_feedback();
+}
+
+void Daemon::Impl::midi_tick() {
+    if (midi_ctls.empty()) return;
+    const uint64_t now_us = MidiHub::now_us();
+    for (std::size_t c = 0; c < midi_ctls.size(); ++c) {
+        if (!midi_ctls[c].mapper) continue;
+        const midi::ActionList al = midi_ctls[c].mapper->tick(now_us, view);
+        for (const midi::Action& a : al) apply_action(c, a);
+        if (midi_ctls[c].mapper)
+            if (const auto src = midi_ctls[c].mapper->take_learned()) finish_learn(c, *src);
+    }
+    if (pending_learn && Clock::now() >= pending_learn->deadline)
+        cancel_learn("no control moved within 10 s");
+    if (secs_since(last_midi_poll) >= 1.0) {
+        last_midi_poll = Clock::now();
+        hub.poll(state == State::connected);
+        std::size_t c = 0;
+        while (hub.take_replugged(c)) {
+            if (c >= midi_ctls.size() || !midi_ctls[c].mapper) continue;
+            midi_ctls[c].mapper->reset(); // pick-up, 14-bit pairs, toggles: the device starts afresh
+            if (midi_ctls[c].fb && hub.feedback_open(c))
+                hub.send(c, midi_ctls[c].fb->resync(view, midi_ctls[c].mapper->learning()));
+        }
+    }
+    midi_feedback();
+}
+
+void Daemon::Impl::midi_feedback() {
+    for (std::size_t c = 0; c < midi_ctls.size(); ++c) {
+        MidiCtl& mc = midi_ctls[c];
+        if (!mc.fb || !mc.mapper || !hub.feedback_open(c)) continue; // nothing is marked as shown then
+        const std::vector<midi::MidiMessage> msgs = mc.fb->update(view, mc.mapper->learning());
+        if (!msgs.empty()) hub.send(c, msgs);
+    }
+}
+
+void Daemon::Impl::refresh_dose() {
+    const double now = wall_now();
+    dose_cache.assign(eff.musicians.size(), std::numeric_limits<double>::quiet_NaN());
+    for (std::size_t i = 0; i < eff.musicians.size(); ++i) {
+        dosimetry::DoseStatus st;
+        if (keeper.status(eff.musicians[i].id, now, st)) dose_cache[i] = st.today.niosh_pct();
+    }
+}
+
+void Daemon::Impl::apply_action(std::size_t c, const midi::Action& a) {
+    MidiCtl& mc = midi_ctls[c];
+    const config::Controller& ctl = cfg.controllers[c];
+    const uint16_t bound = mc.mapper->bound_musician();
+    const bool one = a.musician < eff.musicians.size();
+    // Scope (SPEC §3.5), checked again where it matters: a bound controller touches its musician only.
+    if (!midi::in_scope(a, bound) || (bound != midi::all_musicians && a.musician != bound) ||
+        (!one && a.musician != midi::all_musicians)) {
+        ++mc.scope_rejected;
+        log::error_limited("midi-scope", "controller '%s': %s action outside its scope refused",
+                           ctl.id.c_str(), midi::name(a.type));
+        return;
+    }
+    const std::string mid = one ? eff.musicians[a.musician].id : std::string();
+    const std::string in = a.input < eff.inputs.size() ? eff.inputs[a.input].id : std::string();
+    const auto kind_of = [&]() {
+        const auto& maps = mc.mapper->mappings();
+        return a.mapping < maps.size() ? maps[a.mapping].kind : midi::ControlKind::momentary;
+    };
+    const auto clamp_db = [](double db) {
+        return std::isfinite(db) ? std::clamp(db, -90.0, 12.0) : -std::numeric_limits<double>::infinity();
+    };
+    switch (a.type) {
+    case midi::ActionType::send_gain:
+    case midi::ActionType::send_mute: {
+        const MixState::Musician* m = mix.find(mid);
+        if (!m || in.empty() || !m->sends.count(in)) return;
+        SendValue v = m->sends.at(in).live;
+        if (a.type == midi::ActionType::send_gain)
+            v.gain_db = clamp_db(a.db);
+        else
+            v.mute = a.on;
+        apply_send(mid, in, v);
+        return;
+    }
+    case midi::ActionType::master: {
+        const double g = clamp_db(a.db);
+        if (!mix.set_master(mid, g)) return;
+        mix_changed = Clock::now();
+        eff = mix.effective(cfg);
+        if (eng) eng->set_master(mid, engine_master(mid, g));
+        return;
+    }
+    case midi::ActionType::more_me: {
+        if (!one) return;
+        Layer& l = layers[mid];
+        l.more = a.on;
+        l.more_db = a.db;
+        l.more_inputs.clear();
+        for (std::size_t k = 0; k < a.n_inputs && k < a.inputs.size(); ++k)
+            if (a.inputs[k] < eff.inputs.size()) l.more_inputs.push_back(eff.inputs[a.inputs[k]].id);
+        push_layers(mid);
+        log::info("controller '%s': more me %s for %s", ctl.id.c_str(), a.on ? "on" : "off", mid.c_str());
+        return;
+    }
+    case midi::ActionType::talkback: {
+        Layer& l = one ? layers[mid] : talk_all;
+        l.talk = a.on;
+        l.talk_db = a.db;
+        l.talk_input = in;
+        if (one)
+            push_layers(mid);
+        else
+            push_all_layers();
+        log::info("controller '%s': talkback %s%s%s", ctl.id.c_str(), a.on ? "on" : "off", one ? " for " : "",
+                  mid.c_str());
+        return;
+    }
+    case midi::ActionType::scene: {
+        if (a.scene >= midi_dir.scenes.size()) return;
+        json::array applied, skipped;
+        std::string err;
+        if (!recall_scene(midi_dir.scenes[a.scene], mid, applied, skipped, err))
+            log::warn_limited("midi-scene", "controller '%s': %s", ctl.id.c_str(), err.c_str());
+        else
+            log::notice("controller '%s': scene '%s' recalled%s%s", ctl.id.c_str(),
+                        midi_dir.scenes[a.scene].c_str(), one ? " for " : "", mid.c_str());
+        return;
+    }
+    case midi::ActionType::dim_all: {
+        if (one) {
+            Layer& l = layers[mid];
+            l.dim = a.on;
+            l.dim_db = a.db;
+            if (eng) eng->set_master(mid, engine_master(mid, eff.musicians[a.musician].mix.master_db));
+        } else {
+            dim_db = a.on ? a.db : 0.0;
+            apply_masters();
+        }
+        return;
+    }
+    case midi::ActionType::panic: {
+        // A momentary control engages panic; a toggle control also releases it.
+        bool& flag = one ? layers[mid].panic : panicked;
+        const bool on = kind_of() == midi::ControlKind::toggle ? !flag : true;
+        if (on == flag) return;
+        flag = on;
+        const uint32_t period = jack ? std::max<uint32_t>(1, jack->buffer_size()) : 256;
+        const uint32_t up =
+            eng ? static_cast<uint32_t>(std::max(1.0, eff.mixer.startup_ramp_ms * 1e-3 * eng->sample_rate()))
+                : 0;
+        if (one) {
+            if (eng)
+                eng->set_master(mid, engine_master(mid, eff.musicians[a.musician].mix.master_db),
+                                on ? period : up);
+        } else {
+            apply_masters(on ? period : up);
+        }
+        log::notice("controller '%s': panic %s%s%s", ctl.id.c_str(), on ? "ON" : "off", one ? " for " : "",
+                    mid.c_str());
+        return;
+    }
+    case midi::ActionType::learn: {
+        if (pending_learn && std::find(pending_learn->ctls.begin(), pending_learn->ctls.end(), c) !=
+                                 pending_learn->ctls.end()) {
+            cancel_learn("cancelled from the controller");
+            return;
+        }
+        std::string text = a.mapping < mc.learn_targets.size() ? mc.learn_targets[a.mapping] : std::string();
+        if (text.empty()) text = last_target;
+        std::string why;
+        const auto t = config::parse_learn_target(text, why);
+        if (!t) {
+            log::notice(
+                "controller '%s': learn pressed, but there is no target (give the mapping a target, or "
+                "change something with `earshot set` first)",
+                ctl.id.c_str());
+            return;
+        }
+        if (bound != midi::all_musicians && t->musician != eff.musicians[bound].id) {
+            ++mc.scope_rejected;
+            log::warn_limited("midi-scope", "controller '%s': learn target %s is not its musician's",
+                              ctl.id.c_str(), text.c_str());
+            return;
+        }
+        start_learn(*t, {c}, nullptr, nullptr);
+        return;
+    }
+    }
+}
+
+void Daemon::Impl::start_learn(const config::LearnTarget& t, std::vector<std::size_t> ctls,
+                               ControlHandler::Reply reply, json::value id) {
+    if (pending_learn) cancel_learn("a new learn started");
+    for (std::size_t c : ctls)
+        if (midi_ctls[c].mapper) midi_ctls[c].mapper->begin_learn();
+    pending_learn = PendingLearn{t, std::move(ctls), Clock::now() + std::chrono::seconds(10),
+                                 std::move(reply), std::move(id)};
+    log::notice("MIDI learn: move the control for %s (10 s)", t.str().c_str());
+}
+
+void Daemon::Impl::cancel_learn(const std::string& why) {
+    if (!pending_learn) return;
+    PendingLearn p = std::move(*pending_learn);
+    pending_learn.reset();
+    for (std::size_t c : p.ctls)
+        if (c < midi_ctls.size() && midi_ctls[c].mapper) midi_ctls[c].mapper->cancel_learn();
+    log::notice("MIDI learn of %s: %s", p.target.str().c_str(), why.c_str());
+    if (p.reply) p.reply(control::reply_error(p.id, control::code::unavailable, "MIDI learn: " + why));
+}
+
+void Daemon::Impl::finish_learn(std::size_t c, const midi::ControlSource& src) {
+    if (!pending_learn ||
+        std::find(pending_learn->ctls.begin(), pending_learn->ctls.end(), c) == pending_learn->ctls.end())
+        return;
+    PendingLearn p = std::move(*pending_learn);
+    pending_learn.reset();
+    for (std::size_t o : p.ctls)
+        if (o != c && o < midi_ctls.size() && midi_ctls[o].mapper) midi_ctls[o].mapper->cancel_learn();
+    const config::Controller& ctl = cfg.controllers[c];
+    const auto kind = learned_kind(p.target, src);
+    if (!kind) {
+        const std::string msg = "MIDI learn: " + midi::describe(src) + " is a button; " + p.target.str() +
+                                " is a gain: move a fader or a knob";
+        log::notice("%s", msg.c_str());
+        if (p.reply) p.reply(control::reply_error(p.id, control::code::bad_request, msg));
+        return;
+    }
+    std::vector<Learned>& ls = learned[ctl.id];
+    const std::string target = p.target.str();
+    ls.erase(std::remove_if(ls.begin(), ls.end(),
+                            [&](const Learned& l) { return l.target == target || overlaps(l.source, src); }),
+             ls.end());
+    ls.push_back(Learned{target, src, *kind});
+    save_learned();
+    build_controller(c);
+    log::notice("MIDI learn: controller '%s' %s now drives %s", ctl.id.c_str(), midi::describe(src).c_str(),
+                target.c_str());
+    if (p.reply) {
+        json::object res;
+        res["learned"] = target;
+        res["controller"] = ctl.id;
+        res["control"] = midi::describe(src);
+        p.reply(control::reply_ok(p.id, std::move(res)));
+    }
+}
+
+void Daemon::Impl::load_learned() {
+    learned.clear();
+    std::FILE* f = std::fopen(learn_path().c_str(), "rb");
+    if (!f) return;
+    std::string text;
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+    boost::system::error_code ec;
+    const json::value v = json::parse(text, ec);
+    const json::object* ctls = !ec && v.is_object() && v.as_object().if_contains("controllers") &&
+                                       v.as_object().at("controllers").is_object()
+                                   ? &v.as_object().at("controllers").as_object()
+                                   : nullptr;
+    if (!ctls) {
+        log::error("%s is not a valid MIDI learn file; ignored", learn_path().c_str());
+        return;
+    }
+    for (const auto& kv : *ctls) {
+        if (!kv.value().is_array()) continue;
+        for (const json::value& e : kv.value().as_array()) {
+            if (!e.is_object()) continue;
+            const json::object& o = e.as_object();
+            const auto str = [&](const char* k) {
+                return o.if_contains(k) && o.at(k).is_string() ? std::string(o.at(k).as_string())
+                                                               : std::string();
+            };
+            const auto integer = [&](const char* k, int def) {
+                return o.if_contains(k) && o.at(k).is_int64() ? static_cast<int>(o.at(k).as_int64()) : def;
+            };
+            Learned l;
+            l.target = str("target");
+            std::string why;
+            bool ok = config::parse_learn_target(l.target, why).has_value();
+            bool type_ok = false;
+            for (auto t : {midi::SourceType::cc, midi::SourceType::cc14, midi::SourceType::note,
+                           midi::SourceType::program, midi::SourceType::pitch_bend})
+                if (str("type") == midi::name(t)) {
+                    l.source.type = t;
+                    type_ok = true;
+                }
+            const int number = integer("number", -1), lsb = integer("lsb", 32), ch = integer("channel", 0);
+            const auto kind = midi::kind_from_name(str("kind"));
+            ok = ok && type_ok && kind && number >= 0 && number <= 127 && lsb >= 0 && lsb <= 127 && ch >= 0 &&
+                 ch <= 16;
+            if (!ok) {
+                log::warn("%s: a binding of controller '%s' is invalid; ignored", learn_path().c_str(),
+                          std::string(kv.key()).c_str());
+                continue;
+            }
+            l.source.number = static_cast<uint8_t>(number);
+            l.source.lsb = static_cast<uint8_t>(lsb);
+            l.source.channel = static_cast<int8_t>(ch - 1); // 0 (null/absent) = any channel
+            l.kind = *kind;
+            learned[std::string(kv.key())].push_back(l);
+        }
+    }
+}
+
+void Daemon::Impl::save_learned() const {
+    json::object ctls;
+    for (const auto& [id, ls] : learned) {
+        if (ls.empty()) continue;
+        json::array a;
+        for (const Learned& l : ls) {
+            json::object o;
+            o["target"] = l.target;
+            o["type"] = source_type_name(l.source.type);
+            o["number"] = l.source.number;
+            if (l.source.type == midi::SourceType::cc14) o["lsb"] = l.source.lsb;
+            o["channel"] = l.source.channel == midi::any_channel ? json::value(nullptr)
+                                                                 : json::value(l.source.channel + 1);
+            o["kind"] = midi::name(l.kind);
+            a.push_back(std::move(o));
+        }
+        ctls[id] = std::move(a);
+    }
+    json::object root;
+    root["version"] = 1;
+    root["controllers"] = std::move(ctls);
+    if (!write_file_durable(learn_path(), json::serialize(root) + "\n"))
+        log::error_limited("midi-learn-save", "MIDI learn: cannot write %s: %s", learn_path().c_str(),
+                           std::strerror(errno));
+}
+
+json::value Daemon::Impl::midi_status() const {
+    json::object o;
+    json::array a;
+    for (std::size_t c = 0; c < cfg.controllers.size() && c < hub.size(); ++c) {
+        json::object e = hub.status(c);
+        const config::Controller& ctl = cfg.controllers[c];
+        e["musician"] = ctl.midi.musician ? json::value(*ctl.midi.musician) : json::value(nullptr);
+        e["profile"] = midi::name(ctl.midi.profile);
+        const MidiCtl& mc = midi_ctls[c];
+        if (mc.mapper) {
+            const midi::MapperStats& st = mc.mapper->stats();
+            e["mappings"] = mc.mapper->mappings().size();
+            e["actions"] = st.actions + mc.before.actions;
+            e["unmatched"] = st.unmatched + mc.before.unmatched;
+            e["takeover_waits"] = st.takeover_waits + mc.before.takeover_waits;
+            e["pairs_timed_out"] = st.pairs_timed_out + mc.before.pairs_timed_out;
+            e["scope_rejected"] = st.scope_rejected + mc.before.scope_rejected + mc.scope_rejected;
+            e["learning"] = mc.mapper->learning();
+        } else {
+            e["scope_rejected"] = mc.before.scope_rejected + mc.scope_rejected;
+        }
+        const auto it = learned.find(ctl.id);
+        e["learned"] = it == learned.end() ? 0 : it->second.size();
+        a.push_back(std::move(e));
+    }
+    o["controllers"] = std::move(a);
+    o["learning"] = pending_learn ? json::value(pending_learn->target.str()) : json::value(nullptr);
+    return o;
 }
 
 void Daemon::Impl::watchdog() {
@@ -923,8 +1683,10 @@ void Daemon::Impl::on_tick() {
         if (state == State::connected) jack->retry_connections();
         write_status();
         keeper.housekeeping(wall_now());
+        refresh_dose(); // dose LEDs
         log::flush_suppressed();
     }
+    midi_tick();
     control.publish();
     if (secs_since(last_summary) >= 10.0) {
         last_summary = now;
@@ -1016,6 +1778,9 @@ int Daemon::run() {
     s.eff = s.mix.effective(s.cfg);
     s.save_mix();
     s.keeper.configure(s.cfg, wall_now());
+    s.load_learned();
+    s.hub.on_events([&s] { s.on_midi(); });
+    s.build_midi();
     if (!s.control.open(s.opt.runtime_dir + "/control.sock", s.cfg.control, err)) {
         log::error("control socket: %s", err.c_str());
         return err.rfind("control.", 0) == 0 ? exit_config : exit_cantcreat;
@@ -1045,7 +1810,7 @@ bool Daemon::set_master(const std::string& musician, double gain_db) {
     if (!s.mix.set_master(musician, gain_db)) return false;
     s.mix_changed = Clock::now();
     s.eff = s.mix.effective(s.cfg);
-    if (s.eng) s.eng->set_master(musician, s.engine_master(gain_db));
+    if (s.eng) s.eng->set_master(musician, s.engine_master(musician, gain_db));
     return true;
 }
 

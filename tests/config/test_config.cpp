@@ -392,7 +392,7 @@ TEST_CASE("reference: eardrum is accepted", "[config]") {
 }
 
 TEST_CASE("the example configs load", "[config]") {
-    for (const char* f : {"club-4piece.yaml", "stage-32x16.yaml", "band-render.yaml"}) {
+    for (const char* f : {"club-4piece.yaml", "stage-32x16.yaml", "band-render.yaml", "midi-example.yaml"}) {
         const std::string path = std::string(EARSHOT_SOURCE_DIR) + "/configs/" + f;
         INFO(path);
         Config c;
@@ -441,8 +441,18 @@ musicians:
     protection: { peak_ceiling_db_spl: 110 }
     ambient: { input: mic }
     mix: { sends: { a: } }
+controllers:
+  - id: pad
+    port: pad
+    dose: {}
+    dose_leds: [ { musician: m, note: 1 } ]
+    mappings:
+      - { cc: 7, action: master, musician: m }
 )");
     const Musician& m = c.musicians[0];
+    REQUIRE(c.controllers.size() == 1);
+    const earshot::midi::ControllerConfig& k = c.controllers[0].midi;
+    const earshot::midi::Mapping& mp = k.mappings.at(0);
     const std::map<std::string, double> loaded = {
         {"mixer.ramp_ms", c.mixer.ramp_ms},
         {"mixer.startup_ramp_ms", c.mixer.startup_ramp_ms},
@@ -462,6 +472,14 @@ musicians:
         {"musicians[].mix.master_db", m.mix.master_db},
         {"musicians[].mix.sends.<input>.gain_db", m.mix.sends[0].gain_db},
         {"musicians[].mix.sends.<input>.pan", m.mix.sends[0].pan},
+        {"controllers[].pair_timeout_ms", k.pair_timeout_ms},
+        {"controllers[].dose.amber_pct", k.dose.amber_pct},
+        {"controllers[].dose.red_pct", k.dose.red_pct},
+        {"controllers[].dose_leds[].channel", k.dose_leds.at(0).source.channel + 1.0},
+        {"controllers[].mappings[].min_db", mp.min_db},
+        {"controllers[].mappings[].max_db", mp.max_db},
+        {"controllers[].mappings[].step_db", mp.step_db},
+        {"controllers[].mappings[].pickup", mp.pickup},
     };
     for (const ParamSpec& p : param_table()) {
         INFO(p.key);
@@ -469,7 +487,8 @@ musicians:
         if (std::isnan(p.def)) {
             // no default: required, or optional with "not set" meaning off
             CHECK((p.required || p.key == "musicians[].protection.max_laeq_1s_dba" ||
-                   p.key == "dosimetry.warn_pct[]" || p.key == "show.length_min"));
+                   p.key == "dosimetry.warn_pct[]" || p.key == "show.length_min" ||
+                   p.key.rfind("controllers[]", 0) == 0)); // MIDI numbers name controls: no default
             continue;
         }
         CHECK((p.def >= p.min && p.def <= p.max));
@@ -584,4 +603,248 @@ musicians:
     expect_one(
         head + "  - id: a\n    protection: { peak_ceiling_db_spl: 110 }\n    ambient: { isolation_db: 20 }\n",
         8, 14, "missing required key 'input'");
+}
+
+// --- MIDI controllers ------------------------------------------------------------------------------
+
+namespace {
+
+const std::string midi_head = R"(version: 1
+inputs:
+  - id: click
+  - id: vocal
+  - id: talk
+musicians:
+  - id: drums
+    protection: { peak_ceiling_db_spl: 110 }
+  - id: bass
+    protection: { peak_ceiling_db_spl: 110 }
+controllers:
+)"; // the first controller starts at line 12
+
+} // namespace
+
+TEST_CASE("controllers: a good section loads with every source, kind and action", "[config][midi]") {
+    namespace md = earshot::midi;
+    const Config c = load_string(midi_head + R"(  - id: pad
+    api: jack
+    port: "/pysend.*:out/"
+    feedback: leds
+    profile: apc_mini
+    musician: drums
+    pair_timeout_ms: 20
+    dose: { amber_pct: 40, red_pct: 90 }
+    dose_leds: [ { note: 56 } ]
+    mappings:
+      - { cc: 48, action: send_gain, input: click, min_db: -40, max_db: 6, takeover: true, pickup: 0.05 }
+      - { note: 0, action: send_mute, input: click }
+      - { note: 1, action: more_me, inputs: [click, vocal], amount_db: 3 }
+      - { note: 2, action: talkback, input: talk }
+      - { note: 82, action: scene, scene: verse }
+      - { note: 7, action: learn, target: drums.send.vocal }
+      - { note: 98, channel: 1, action: panic }
+      - { cc: 16, kind: relative_signed_bit, step_db: 1, action: master }
+  - id: desk
+    port: nanoKONTROL2
+    mappings:
+      - { cc14: [0, 32], channel: 16, action: master, musician: bass, curve: audio_taper }
+      - { cc14: 1, action: master, musician: drums }
+      - { pitch_bend: true, action: send_gain, musician: bass, input: vocal, curve: linear_gain }
+      - { program: 3, action: scene, scene: chorus }
+      - { cc: 64, action: dim_all, amount_db: -12 }
+      - { cc: 65, action: send_mute, musician: bass, input: click, feedback: false }
+    palette: { off: 0, green: 1, green_blink: 2, red: 3, red_blink: 4, amber: 5, amber_blink: 6 }
+)");
+    REQUIRE(c.controllers.size() == 2);
+    const Controller& pad = c.controllers[0];
+    CHECK(pad.id == "pad");
+    CHECK(pad.api == Controller::Api::jack);
+    CHECK(pad.port.is_regex);
+    CHECK(pad.port.pattern == "pysend.*:out");
+    REQUIRE(pad.feedback.has_value());
+    CHECK_FALSE(pad.feedback->is_regex);
+    CHECK(pad.midi.profile == md::Profile::apc_mini);
+    CHECK(pad.midi.musician == std::optional<std::string>("drums"));
+    CHECK(pad.midi.pair_timeout_ms == 20);
+    CHECK(pad.midi.dose.amber_pct == 40);
+    CHECK(pad.midi.dose.red_pct == 90);
+    REQUIRE(pad.midi.dose_leds.size() == 1);
+    CHECK(pad.midi.dose_leds[0].musician == "drums"); // the bound musician by default
+    CHECK(pad.midi.dose_leds[0].source.channel == 0);
+    REQUIRE(pad.midi.mappings.size() == 8);
+    REQUIRE(pad.learn_targets.size() == 8);
+    const auto& m = pad.midi.mappings;
+    CHECK(m[0].source.type == md::SourceType::cc);
+    CHECK(m[0].source.number == 48);
+    CHECK(m[0].source.channel == md::any_channel);
+    CHECK(m[0].kind == md::ControlKind::absolute);
+    CHECK(m[0].min_db == -40);
+    CHECK(m[0].max_db == 6);
+    CHECK(m[0].takeover);
+    CHECK(m[0].pickup == 0.05);
+    CHECK(m[1].kind == md::ControlKind::toggle); // a pad mute toggles
+    CHECK(m[2].kind == md::ControlKind::toggle);
+    CHECK(m[2].action.inputs == std::vector<std::string>{"click", "vocal"});
+    CHECK(m[2].action.amount_db == std::optional<double>(3.0));
+    CHECK(m[3].kind == md::ControlKind::momentary); // talkback: while held
+    CHECK(m[4].action.type == md::ActionType::scene);
+    CHECK(m[4].action.scene == "verse");
+    CHECK(m[5].action.type == md::ActionType::learn);
+    CHECK(pad.learn_targets[5] == "drums.send.vocal");
+    CHECK(pad.learn_targets[0].empty());
+    CHECK(m[6].source.channel == 0);
+    CHECK(m[7].kind == md::ControlKind::relative_signed_bit);
+    CHECK(m[7].step_db == 1);
+    const Controller& desk = c.controllers[1];
+    CHECK(desk.api == Controller::Api::alsa); // the default: USB controllers on a rig
+    CHECK_FALSE(desk.feedback.has_value());
+    const auto& d = desk.midi.mappings;
+    CHECK(d[0].source.type == md::SourceType::cc14);
+    CHECK(d[0].source.number == 0);
+    CHECK(d[0].source.lsb == 32);
+    CHECK(d[0].source.channel == 15);
+    CHECK(d[0].curve == md::Curve::audio_taper);
+    CHECK(d[1].source.lsb == 33);
+    CHECK(d[2].source.type == md::SourceType::pitch_bend);
+    CHECK(d[2].curve == md::Curve::linear_gain);
+    CHECK(d[3].source.type == md::SourceType::program);
+    CHECK(d[3].kind == md::ControlKind::toggle);
+    CHECK(d[4].kind == md::ControlKind::absolute); // a latching CC switch
+    CHECK_FALSE(d[5].feedback);
+    REQUIRE(desk.midi.palette.has_value());
+    CHECK(desk.midi.palette->value[6] == 6);
+    const earshot::midi::Directory dir = midi_directory(c);
+    CHECK(dir.scenes == std::vector<std::string>{"verse", "chorus"});
+    CHECK(dir.musicians == std::vector<std::string>{"drums", "bass"});
+}
+
+TEST_CASE("controllers: port rules and learn targets", "[config][midi]") {
+    CHECK(midi_port_matches(ConnectRule{"APC MINI", false}, "APC MINI:APC MINI MIDI 1 20:0"));
+    CHECK_FALSE(midi_port_matches(ConnectRule{"apc mini", false}, "APC MINI:APC MINI MIDI 1 20:0"));
+    CHECK(midi_port_matches(ConnectRule{"nanoKONTROL2.*", true}, "nanoKONTROL2:nanoKONTROL2 MIDI 1 24:0"));
+    CHECK_FALSE(midi_port_matches(ConnectRule{"KONTROL", true}, "nanoKONTROL2:nanoKONTROL2 MIDI 1 24:0"));
+    std::string err;
+    auto t = parse_learn_target("drums.master", err);
+    REQUIRE(t);
+    CHECK(t->kind == LearnTarget::Kind::master);
+    CHECK(t->str() == "drums.master");
+    t = parse_learn_target("drums.send.click", err);
+    REQUIRE(t);
+    CHECK(t->kind == LearnTarget::Kind::send);
+    CHECK(t->input == "click");
+    t = parse_learn_target("drums.mute.click", err);
+    REQUIRE(t);
+    CHECK(t->kind == LearnTarget::Kind::mute);
+    for (const char* bad :
+         {"", "drums", "drums.", ".master", "drums.send", "drums.gain.click", "a.send.b.c"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_learn_target(bad, err));
+        CHECK(err.find("is not a learn target") != std::string::npos);
+    }
+}
+
+TEST_CASE("controllers: each mistake, with its position", "[config][midi]") {
+    const std::string c0 = midi_head + "  - id: pad\n    port: pad\n    mappings:\n"; // mappings from line 15
+    expect_one(midi_head + "  - id: pad\n    port: pad\n    profle: apc_mini\n", 14, 5,
+               "controllers[0].profle: unknown key 'profle' (did you mean 'profile'?)");
+    expect_one(midi_head + "  - id: pad\n", 12, 5, "controllers[0]: missing required key 'port'");
+    expect_one(midi_head + "  - id: pad\n    port: \"/(unclosed/\"\n", 13, 11,
+               "controllers[0].port: invalid regular expression /(unclosed/");
+    expect_one(midi_head + "  - id: pad\n    port: pad\n    api: winmm\n", 14, 10,
+               "controllers[0].api: expected 'alsa' or 'jack', got 'winmm'");
+    expect_one(midi_head + "  - id: pad\n    port: pad\n    profile: apc\n", 14, 14,
+               "controllers[0].profile: expected one of generic, apc_mini");
+    expect_one(midi_head + "  - id: pad\n    port: a\n  - id: pad\n    port: b\n", 14, 9,
+               "controllers[1].id: duplicate controller id 'pad' (first defined at line 12)");
+    expect_one(c0 + "      - { cc: 7, note: 3, action: master, musician: drums }\n", 15, 24,
+               "controllers[0].mappings[0].note: one control per mapping: 'cc' is already given");
+    expect_one(
+        c0 + "      - { action: master, musician: drums }\n", 15, 9,
+        "controllers[0].mappings[0]: missing the control: give one of cc, cc14, note, program, pitch_bend");
+    expect_one(c0 + "      - { cc: 128, action: master, musician: drums }\n", 15, 15,
+               "controllers[0].mappings[0].cc: 128 is out of range [0, 127]");
+    expect_one(c0 + "      - { cc: 7.5, action: master, musician: drums }\n", 15, 15,
+               "controllers[0].mappings[0].cc: expected a whole number, got '7.5'");
+    expect_one(c0 + "      - { cc: 7, channel: 17, action: master, musician: drums }\n", 15, 27,
+               "controllers[0].mappings[0].channel: 17 is out of range [1, 16]");
+    expect_one(c0 + "      - { cc: 7, action: mastr, musician: drums }\n", 15, 26,
+               "controllers[0].mappings[0].action: unknown action 'mastr' (did you mean 'master'?)");
+    expect_one(c0 + "      - { cc: 7, musician: drums }\n", 15, 9,
+               "controllers[0].mappings[0]: missing required key 'action'");
+    expect_one(c0 + "      - { cc: 7, action: master, musician: drum }\n", 15, 44,
+               "controllers[0].mappings[0].musician: no musician 'drum'");
+    expect_one(c0 + "      - { cc: 7, action: send_gain, musician: drums, input: vox }\n", 15, 61,
+               "controllers[0].mappings[0].input: no input 'vox'");
+    expect_one(
+        c0 + "      - { cc: 7, action: send_gain, musician: drums, input: click, min_db: 6, max_db: 0 }\n",
+        15, 87, "controllers[0].mappings[0].max_db: 0 must be above min_db (6)");
+    expect_one(c0 + "      - { program: 3, kind: momentary, action: panic }\n", 15, 29,
+               "controllers[0].mappings[0].kind: kind 'momentary' does not work with a program control");
+    expect_one(c0 + "      - { note: 3, kind: absolute, action: master, musician: drums }\n", 15, 26,
+               "controllers[0].mappings[0].kind: kind 'absolute' does not work with a note control");
+    expect_one(c0 + "      - { cc: 7, kind: sideways, action: master, musician: drums }\n", 15, 24,
+               "controllers[0].mappings[0].kind: expected one of absolute");
+    expect_one(c0 + "      - { note: 3, action: more_me, musician: drums, inputs: [click], amount_db: -3 }\n",
+               15, 82, "controllers[0].mappings[0].amount_db: -3 is out of range (0, 12] dB");
+    expect_one(c0 + "      - { note: 3, action: scene }\n", 15, 9,
+               "controllers[0].mappings[0].scene: 'scene' needs a scene name");
+    expect_one(
+        c0 + "      - { note: 3, action: panic, curve: db }\n", 15, 42,
+        "controllers[0].mappings[0].curve: 'curve' applies to gains (master, send_gain), not to 'panic'");
+    expect_one(c0 + "      - { note: 3, action: panic, target: drums.master }\n", 15, 43,
+               "controllers[0].mappings[0].target: a target has no meaning for 'panic' (only learn)");
+    expect_one(c0 + "      - { note: 3, action: learn, target: drums.level }\n", 15, 43,
+               "controllers[0].mappings[0].target: 'drums.level' is not a learn target");
+    expect_one(c0 + "      - { note: 3, action: learn, target: drums.send.vox }\n", 15, 43,
+               "controllers[0].mappings[0].target: no input 'vox'");
+    expect_one(c0 + "      - { cc14: [7], action: master, musician: drums }\n", 15, 17,
+               "controllers[0].mappings[0].cc14: expected [msb, lsb]");
+    expect_one(c0 + "      - { cc14: [7, 7], action: master, musician: drums }\n", 15, 17,
+               "controllers[0].mappings[0].cc14: the LSB controller must differ from the MSB controller");
+    expect_one(midi_head + "  - id: pad\n    port: pad\n    dose: { amber_pct: 80, red_pct: 50 }\n", 14, 11,
+               "controllers[0].dose: amber_pct must be below red_pct");
+    expect_one(midi_head + "  - id: pad\n    port: pad\n    dose_leds: [ { musician: drums } ]\n", 14, 18,
+               "controllers[0].dose_leds[0]: missing the LED's control: note or cc");
+    expect_one(midi_head + "  - id: pad\n    port: pad\n    palette: { off: 0 }\n", 14, 14,
+               "controllers[0].palette: missing required keys 'green, green_blink, red, red_blink, amber, "
+               "amber_blink'");
+}
+
+TEST_CASE("controllers: a bound controller cannot reach another musician (SPEC §3.5)", "[config][midi]") {
+    const std::string c0 = midi_head + "  - id: pad\n    port: pad\n    musician: drums\n    mappings:\n";
+    expect_one(c0 + "      - { cc: 7, action: master, musician: bass }\n", 16, 44,
+               "controllers[0].mappings[0].musician: 'bass' is not this controller's musician 'drums'");
+    expect_one(c0 + "      - { note: 7, action: learn, target: bass.master }\n", 16, 43,
+               "controllers[0].mappings[0].target: 'bass' is not this controller's musician 'drums'");
+    expect_one(midi_head + "  - id: pad\n    port: pad\n    musician: drums\n    dose_leds: [ { musician: "
+                           "bass, note: 1 } ]\n",
+               15, 30, "controllers[0].dose_leds[0].musician: 'bass' is not this controller's musician");
+    expect_one(midi_head + "  - id: pad\n    port: pad\n    musician: nobody\n", 14, 15,
+               "controllers[0].musician: no musician 'nobody'");
+    // Actions without a musician are narrowed to the bound one.
+    const Config c =
+        load_string(c0 + "      - { note: 1, action: panic }\n      - { cc: 7, action: master }\n");
+    REQUIRE(c.controllers.size() == 1);
+    std::vector<earshot::midi::BuildError> errs;
+    const auto mapper = earshot::midi::Mapper::build(c.controllers[0].midi, midi_directory(c), errs);
+    REQUIRE(mapper);
+    CHECK(mapper->bound_musician() == 0);
+    for (const auto& rm : mapper->mappings()) CHECK(rm.action.musician == 0);
+}
+
+TEST_CASE("controllers: every error at once", "[config][midi]") {
+    const auto e = errors_of(midi_head + R"(  - id: pad
+    port: pad
+    mappings:
+      - { cc: 300, action: master, musician: drums }
+      - { note: 1, action: nothing }
+  - id: Bad
+    port: ""
+)");
+    REQUIRE(e.size() == 4);
+    CHECK(e[0].key_path == "controllers[0].mappings[0].cc");
+    CHECK(e[1].key_path == "controllers[0].mappings[1].action");
+    CHECK(e[2].key_path == "controllers[1].id");
+    CHECK(e[3].key_path == "controllers[1].port");
+    CHECK(e[0].line < e[1].line);
 }

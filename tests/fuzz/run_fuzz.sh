@@ -27,7 +27,7 @@ cxx=${FUZZ_CXX:-clang++-14}
 
 case "$target" in
   config)
-    srcs=("$root"/src/config/*.cpp "$here/fuzz_config.cpp")
+    srcs=("$root"/src/config/*.cpp "$root"/src/midi/*.cpp "$here/fuzz_config.cpp")  # the loader checks controllers with the MIDI core
     read -r -a libs <<<"$(pkg-config --cflags --libs yaml-cpp)"
     extra_seeds=("$root"/configs/*.yaml)
     ;;

@@ -11,10 +11,13 @@
 //   double k = config::calibration_offset_db(c.musicians[0].calibration);
 #pragma once
 
+#include "earshot/midi/mapping.hpp"
+
 #include <cmath>
 #include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace earshot::config {
@@ -36,6 +39,23 @@ struct ConnectRule {
 /// or matched in full by the regex (ECMAScript syntax, std::regex_match). [control thread];
 /// allocates (compiles the regex).
 bool connect_matches(const ConnectRule& rule, const std::string& port);
+
+/// Whether a MIDI port name (as RtMidi lists it) is selected by a controller's `port` or
+/// `feedback` rule: a plain string is a *substring* of the name, a /regex/ must match the whole
+/// name (ECMAScript). [control thread]; allocates.
+bool midi_port_matches(const ConnectRule& rule, const std::string& port_name);
+
+/// What `earshot learn TARGET` (and a learn pad's `target:`) binds a control to:
+/// `<musician>.master`, `<musician>.send.<input>` (the send's gain) or `<musician>.mute.<input>`.
+struct LearnTarget {
+    enum class Kind { master, send, mute };
+    Kind kind = Kind::master;
+    std::string musician;
+    std::string input; // send, mute
+    std::string str() const;
+};
+/// Parses a target; nullopt with `err` set when the syntax is wrong (ids are not checked here).
+std::optional<LearnTarget> parse_learn_target(std::string_view text, std::string& err);
 
 /// A calibrated measurement microphone: a 1 kHz sine whose peak is at sine_dbfs on this input is
 /// db_spl (RMS, field) at the mic. Its A-weighted level is the stage level for `ambient`.
@@ -139,6 +159,19 @@ struct Control {
     int max_clients = 256;  // concurrent connections, [1, 1024]
 };
 
+/// A MIDI control surface (docs/midi.md, docs/configuration.md "controllers").
+struct Controller {
+    enum class Api { alsa, jack };
+    std::string id;                         // [a-z0-9_-]+, unique among controllers
+    Api api = Api::alsa;                    // RtMidi API: alsa (USB devices on a rig) or jack (JACK MIDI)
+    ConnectRule port;                       // the source port to open: substring or /regex/ of its name
+    std::optional<ConnectRule> feedback;    // where LED / motor-fader messages go (none: no feedback)
+    midi::ControllerConfig midi;            // id, bound musician, profile, mappings, dose LEDs
+    std::vector<std::string> learn_targets; // parallel to midi.mappings: a learn pad's `target`
+                                            // ("" = the last target touched)
+    Mark mark;
+};
+
 struct Config {
     int version = 1;
     Jack jack;
@@ -148,13 +181,18 @@ struct Config {
     Show show;
     std::vector<Input> inputs;
     std::vector<Musician> musicians;
-    std::string source; // file name the config was read from ("<string>" for in-memory)
+    std::vector<Controller> controllers; // MIDI control surfaces
+    std::string source;                  // file name the config was read from ("<string>" for in-memory)
 
     /// Index of the input with this id, or -1.
     int input_index(const std::string& id) const noexcept;
     /// Index of the musician with this id, or -1.
     int musician_index(const std::string& id) const noexcept;
 };
+
+/// The ids the MIDI core indexes, in the daemon's index order: musicians and inputs in config
+/// order, scenes = the scene names the controllers' mappings refer to, in order of appearance.
+midi::Directory midi_directory(const Config& cfg);
 
 /// dB to add to a digital level (peak dBFS, or 10 log10 of a mean square re amplitude 1.0 for
 /// RMS) to get dB SPL at the ear: db_spl - sine_dbfs + 3.0103 (SPEC §2).

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,10 +31,13 @@ namespace earshot::daemon {
 
 class ControlHandler {
 public:
+    /// Sends a reply line later, on the control thread (nothing if the client has gone).
+    using Reply = std::function<void(const std::string& line)>;
     virtual ~ControlHandler() = default;
     /// Executes a request the server does not handle itself (everything but subscribe,
-    /// unsubscribe, ping and commands) and returns the reply line.
-    virtual std::string handle(const control::Request& r, uid_t peer) = 0;
+    /// unsubscribe, ping and commands) and returns the reply line; or returns "" and answers
+    /// through `later` once (a request that waits, e.g. `learn` for the next control moved).
+    virtual std::string handle(const control::Request& r, uid_t peer, const Reply& later) = 0;
     /// The status object (the `status` command, subscription events).
     virtual boost::json::value status_json() = 0;
 };

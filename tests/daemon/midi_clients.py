@@ -1,0 +1,96 @@
+"""JACK MIDI clients for the MIDI tests (python3-jack-client): a controller that sends, a device
+that receives the LED feedback. Both stamp what they did with JACK frame times, so the tests can
+count periods between a MIDI event and the audio it changes."""
+
+import collections
+import threading
+
+import jack
+
+
+class MidiSender:
+    """A JACK client with one MIDI output: send() queues messages, written at the top of the next
+    process cycle (offset 0). `sent` keeps (frame time of that cycle, bytes)."""
+
+    def __init__(self, rig, name, port="out", per_cycle=256):
+        self.client = jack.Client(f"{name}-{rig.server}", no_start_server=True, servername=rig.server)
+        self.name = self.client.name
+        self.port = self.client.midi_outports.register(port)
+        self.q = collections.deque()
+        self.sent = []
+        self.per_cycle = per_cycle
+        self.lock = threading.Lock()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        rig.players.append(self)
+
+    def _process(self, n):
+        self.port.clear_buffer()
+        t = self.client.last_frame_time
+        k = 0
+        while self.q and k < self.per_cycle:
+            msg = self.q[0]
+            try:
+                self.port.write_midi_event(0, msg)
+            except jack.JackError:
+                break  # the port's buffer is full: the rest goes next cycle
+            self.q.popleft()
+            self.sent.append((t, msg))
+            k += 1
+
+    def send(self, *msgs):
+        self.q.extend(bytes(m) for m in msgs)
+
+    def idle(self):
+        return not self.q
+
+    def full_name(self, port="out"):
+        return f"{self.name}:{port}"
+
+    def close(self):
+        try:
+            self.client.deactivate()
+            self.client.close()
+        except Exception:
+            pass
+
+
+class MidiCapture:
+    """A JACK client with one MIDI input: `events` is a list of (frame time, bytes)."""
+
+    def __init__(self, rig, name, port="in"):
+        self.client = jack.Client(f"{name}-{rig.server}", no_start_server=True, servername=rig.server)
+        self.name = self.client.name
+        self.port = self.client.midi_inports.register(port)
+        self.events = []
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        rig.players.append(self)
+
+    def _process(self, n):
+        t = self.client.last_frame_time
+        for off, data in self.port.incoming_midi_events():
+            self.events.append((t + off, bytes(data)))
+
+    def notes(self, note, channel=0):
+        """Velocities of the Note On messages for `note` on `channel`, in order."""
+        return [d[2] for _, d in list(self.events) if len(d) == 3 and d[0] == 0x90 | channel and d[1] == note]
+
+    def close(self):
+        try:
+            self.client.deactivate()
+            self.client.close()
+        except Exception:
+            pass
+
+
+def cc(num, val, ch=0):
+    return bytes([0xB0 | ch, num, val])
+
+
+def note_on(num, vel=127, ch=0):
+    return bytes([0x90 | ch, num, vel])
+
+
+def note_off(num, ch=0):
+    return bytes([0x80 | ch, num, 0])
