@@ -47,7 +47,8 @@ void control_usage(std::FILE* f) {
            "       earshot reload\n"
            "       earshot dim [on|off] [--db DB]\n"
            "       earshot panic [on|off]\n"
-           "       earshot learn TARGET\n"
+           "       earshot learn TARGET   (drums.master, drums.send.click, drums.mute.click)\n"
+           "       earshot guard suspend|resume MUSICIAN\n"
            "       earshot top [--rate HZ]\n"
            "\n"
            "Talk to the running earshotd over its control socket (docs/cli.md).\n"
@@ -259,6 +260,13 @@ int simple_cmd(const Common& c, const std::string& cmd, double dim_db) {
             return exit_usage;
         }
         req["target"] = a[0];
+    } else if (cmd == "guard") {
+        if (a.size() != 2 || (a[0] != "suspend" && a[0] != "resume")) {
+            control_usage(stderr);
+            return exit_usage;
+        }
+        req["action"] = a[0];
+        req["musician"] = a[1];
     } else if (!a.empty()) {
         control_usage(stderr);
         return exit_usage;
@@ -274,6 +282,17 @@ int simple_cmd(const Common& c, const std::string& cmd, double dim_db) {
         else if (cmd == "panic")
             std::printf(r.as_object().at("panic").as_bool() ? "PANIC: every mix silenced\n"
                                                             : "panic off: the mixes fade back in\n");
+        else if (cmd == "guard")
+            std::printf("dose guard of '%s' (%s): %s by %s\n",
+                        r.as_object().at("musician").as_string().c_str(),
+                        r.as_object().at("mode").as_string().c_str(),
+                        r.as_object().at("suspended").as_bool() ? "suspended" : "resumed",
+                        r.as_object().at("by").as_string().c_str());
+        else if (cmd == "learn" && r.is_object() && r.as_object().if_contains("learned"))
+            std::printf("%s now drives %s (controller '%s')\n",
+                        r.as_object().at("control").as_string().c_str(),
+                        r.as_object().at("learned").as_string().c_str(),
+                        r.as_object().at("controller").as_string().c_str());
         else
             std::printf("%s\n", json::serialize(r).c_str());
     });

@@ -33,6 +33,7 @@ void usage(std::FILE* f) {
                  "  dim       dim every mix (on|off, --db DB)\n"
                  "  panic     silence every mix at once (on|off)\n"
                  "  learn     MIDI learn (with a MIDI controller configured)\n"
+                 "  guard     suspend | resume MUSICIAN: acknowledge the dose guard for one musician\n"
                  "  version   print the version\n"
                  "\n"
                  "`earshot <command> --help` describes each command's options.\n");
@@ -51,7 +52,7 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return earshot::cli::bench_main(argc - 1, argv + 1);
     if (cmd == "report") return earshot::cli::exposure_report_main(argc - 1, argv + 1);
     if (cmd == "demo") return earshot::cli::demo_main(argc - 1, argv + 1);
-    for (const char* c : {"status", "top", "set", "scene", "reload", "dim", "panic", "learn"})
+    for (const char* c : {"status", "top", "set", "scene", "reload", "dim", "panic", "learn", "guard"})
         if (cmd == c) return earshot::cli::control_main(cmd, argc - 1, argv + 1);
     if (cmd == "version" || cmd == "--version") {
         std::printf("earshot %s\n", EARSHOT_VERSION);

@@ -29,6 +29,7 @@ constexpr Cmd commands_table[] = {
     {"dim", Command::dim},
     {"panic", Command::panic},
     {"learn", Command::learn},
+    {"guard", Command::guard},
 };
 
 bool is_id(const std::string& s) {
@@ -76,6 +77,7 @@ bool read_only(Command c, std::string_view scene_action) noexcept {
     case Command::dim:
     case Command::panic:
     case Command::learn:
+    case Command::guard:
         return false;
     }
     return false;
@@ -248,6 +250,20 @@ bool parse_request(std::string_view line, Request& out, ParseError& err) {
             if (!v->is_bool()) return bad("\"on\" must be true or false");
             out.on = v->as_bool();
         }
+        return true;
+    }
+    case Command::guard: {
+        if (!only({"musician", "action"})) return false;
+        if (!str("musician", out.musician, true)) return false;
+        if (!is_id(out.musician)) return bad("\"musician\" is not an id ([a-z0-9_-], 1-32)");
+        std::string action;
+        if (!str("action", action, true)) return false;
+        if (action == "suspend")
+            out.suspend = true;
+        else if (action == "resume")
+            out.suspend = false;
+        else
+            return bad("\"action\" must be suspend or resume");
         return true;
     }
     case Command::learn: {

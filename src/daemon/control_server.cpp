@@ -184,7 +184,7 @@ struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Sess
             for (auto c : {control::Command::ping, control::Command::commands, control::Command::status,
                            control::Command::subscribe, control::Command::unsubscribe, control::Command::set,
                            control::Command::scene, control::Command::reload, control::Command::dim,
-                           control::Command::panic, control::Command::learn}) {
+                           control::Command::panic, control::Command::learn, control::Command::guard}) {
                 json::object e;
                 e["cmd"] = control::command_name(c);
                 e["read_only"] = control::read_only(c, c == control::Command::scene ? "list" : "");

@@ -8,6 +8,9 @@
 #include "earshot/daemon/log.hpp"
 #include "earshot/daemon/midi_hub.hpp"
 #include "earshot/daemon/notify.hpp"
+#include "earshot/dosimetry/calendar.hpp"
+#include "earshot/dosimetry/guard.hpp"
+#include "earshot/dosimetry/warnings.hpp"
 #include "earshot/dsp/limiter.hpp"
 #include "earshot/dsp/units.hpp"
 #include "earshot/engine/engine.hpp"
@@ -20,6 +23,7 @@
 #include <boost/json.hpp>
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -142,6 +146,8 @@ struct Meter {
     // Peak hold over the last status interval.
     float held_peak[2] = {0, 0};
     float held_lim = 1;
+    float held_cap = 1;
+    float guard_gain = 1;
 };
 
 } // namespace
@@ -245,6 +251,28 @@ struct Daemon::Impl final : ControlHandler {
     std::vector<double> dose_cache; // NIOSH daily % by musician index, refreshed with status.json
     Clock::time_point last_midi_poll{};
     MidiHub hub{io};
+
+    // --- dose-aware protection (docs/protection.md) ---------------------------------------------
+    struct Protect {
+        Protect(const dosimetry::GuardSettings& gs, const dosimetry::WarningSettings& ws)
+            : guard(gs), warn(ws) {}
+        dosimetry::DoseGuard guard;
+        dosimetry::DoseWarnings warn;
+        double audio_s = 0;         // seconds heard since start (momentary hold-off clock)
+        bool over_reported = false; // the guard's "over budget" warning is out
+        struct Recent {
+            double t_utc;
+            std::string kind, message;
+        };
+        std::deque<Recent> recent; // the last warnings (status, top)
+    };
+    std::map<std::string, Protect> protect; // by musician id
+    double started_utc = 0;                 // for show.length_min
+    double show_end_utc = std::numeric_limits<double>::quiet_NaN();
+    void configure_protection();
+    void protect_second(const std::string& id, const engine::DoseFrame& f, double now);
+    void warn_event(const std::string& id, Protect& p, const std::string& kind, const std::string& message,
+                    double threshold, double value);
 
     Impl(Options o, config::Config c) : opt(std::move(o)), cfg(std::move(c)), keeper(opt.state_dir) {}
 
@@ -468,8 +496,15 @@ bool Daemon::Impl::start_session() {
 void Daemon::Impl::drain(engine::Engine& e, bool bound) {
     const double now = wall_now();
     engine::DoseFrame f;
-    while (e.pop_dose(f))
-        if (bound) keeper.add(f, heard(f.start_sample), now);
+    while (e.pop_dose(f)) {
+        if (!bound) continue;
+        const bool h = heard(f.start_sample);
+        keeper.add(f, h, now);
+        if (h && f.source == 0 && f.samples > 0) {
+            const std::string id = e.musician_id(f.musician_key);
+            if (!id.empty()) protect_second(id, f, now);
+        }
+    }
     engine::MeterFrame m;
     while (e.pop_meter(m)) {
         if (!bound) continue;
@@ -481,6 +516,8 @@ void Daemon::Impl::drain(engine::Engine& e, bool bound) {
         x.held_peak[0] = std::max(x.held_peak[0], m.peak[0]);
         x.held_peak[1] = std::max(x.held_peak[1], m.peak[1]);
         x.held_lim = std::min(x.held_lim, m.limiter_gain);
+        x.held_cap = std::min(x.held_cap, m.cap_gain);
+        x.guard_gain = m.guard_gain;
     }
 }
 
@@ -549,6 +586,7 @@ std::vector<std::string> Daemon::Impl::reload_config() {
     eff = mix.effective(cfg);
     save_mix();
     keeper.configure(cfg, wall_now());
+    configure_protection();
     for (auto it = layers.begin(); it != layers.end();) // musicians that are gone lose their layers
         it = cfg.musician_index(it->first) < 0 ? layers.erase(it) : std::next(it);
     build_midi();
@@ -685,6 +723,12 @@ boost::json::value Daemon::Impl::status_json() {
                     pk.push_back(num(dsp::gain_to_db(mt.held_peak[c]) + off, 1));
                 o["peak_db_spl"] = std::move(pk);
                 o["limiter_gr_db"] = num(std::max(0.0, -dsp::gain_to_db(mt.held_lim)), 2);
+                if (m.protection.max_laeq_1s_dba) {
+                    json::object cp;
+                    cp["cap_dba"] = num(*m.protection.max_laeq_1s_dba, 1);
+                    cp["gain_reduction_db"] = num(std::max(0.0, -dsp::gain_to_db(mt.held_cap)), 2);
+                    o["loudness_cap"] = std::move(cp);
+                }
                 o["master_gain_db"] = num(dsp::gain_to_db(mt.master_gain), 2);
             }
         }
@@ -709,6 +753,37 @@ boost::json::value Daemon::Impl::status_json() {
             d["niosh_seconds_left"] = num(st.niosh_seconds_left, 0);
             d["who_seconds_left"] = num(st.who_seconds_left, 0);
             o["dose"] = std::move(d);
+        }
+        if (const auto pit = protect.find(m.id); pit != protect.end()) {
+            const Protect& p = pit->second;
+            if (p.guard.settings().mode != dosimetry::GuardMode::off) {
+                json::object g;
+                g["mode"] = p.guard.settings().mode == dosimetry::GuardMode::limit ? "limit" : "warn";
+                g["attenuation_db"] = num(p.guard.attenuation_db(), 2);
+                g["needed_db"] = num(p.guard.needed_db(), 2);
+                g["allowed_dba"] = num(p.guard.allowed_dba(), 1);
+                g["projected_pct"] = num(p.guard.projected_pct(), 1);
+                g["over_budget"] = p.guard.over_budget();
+                g["saturated"] = p.guard.saturated();
+                g["suspended"] = p.guard.suspended();
+                if (p.guard.suspended()) {
+                    g["suspended_by"] = p.guard.suspended_by();
+                    g["suspended_at_utc"] = num(p.guard.suspended_at(), 0);
+                }
+                g["show_end_utc"] =
+                    std::isfinite(show_end_utc) ? json::value(show_end_utc) : json::value(nullptr);
+                o["guard"] = std::move(g);
+            }
+            json::array wa;
+            for (const Protect::Recent& r : p.recent) {
+                if (now - r.t_utc > 600) continue; // the last 10 minutes
+                json::object w;
+                w["time_utc"] = num(r.t_utc, 0);
+                w["kind"] = r.kind;
+                w["message"] = r.message;
+                wa.push_back(std::move(w));
+            }
+            o["warnings"] = std::move(wa);
         }
         ms.push_back(std::move(o));
     }
@@ -735,6 +810,7 @@ void Daemon::Impl::write_status() {
     for (auto& [key, mt] : meters) {
         mt.held_peak[0] = mt.held_peak[1] = 0;
         mt.held_lim = 1;
+        mt.held_cap = 1;
     }
     if (!write_file_atomic(opt.runtime_dir + "/status.json", json::serialize(root) + "\n"))
         log::warn_limited("status", "could not write %s/status.json: %s", opt.runtime_dir.c_str(),
@@ -914,6 +990,34 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer, const Re
                     r.on ? "ON: every mix silenced" : "off");
         json::object res;
         res["panic"] = panicked;
+        return control::reply_ok(r.id, std::move(res));
+    }
+    case Command::guard: {
+        // Only an engineer on the control socket (control.group) gets here: no MIDI action can
+        // suspend the guard (docs/protection.md).
+        const auto it = protect.find(r.musician);
+        if (it == protect.end())
+            return control::reply_error(r.id, control::code::not_found, "no musician '" + r.musician + "'");
+        dosimetry::DoseGuard& g = it->second.guard;
+        std::string who = "uid " + std::to_string(peer);
+        if (const passwd* pw = ::getpwuid(peer)) who = std::string(pw->pw_name) + " (" + who + ")";
+        if (r.suspend) {
+            g.suspend(who, wall_now());
+            warn_event(r.musician, it->second, "guard_suspended",
+                       "dose guard acknowledged and suspended by " + who, 0, g.attenuation_db());
+        } else {
+            g.resume();
+            warn_event(r.musician, it->second, "guard_resumed", "dose guard resumed by " + who, 0, 0);
+        }
+        log::notice("control: dose guard of '%s' %s by %s", r.musician.c_str(),
+                    r.suspend ? "suspended" : "resumed", who.c_str());
+        json::object res;
+        res["musician"] = r.musician;
+        res["suspended"] = g.suspended();
+        res["by"] = who;
+        res["mode"] = g.settings().mode == dosimetry::GuardMode::limit  ? "limit"
+                      : g.settings().mode == dosimetry::GuardMode::warn ? "warn"
+                                                                        : "off";
         return control::reply_ok(r.id, std::move(res));
     }
     case Command::learn: {
@@ -1596,6 +1700,162 @@ json::value Daemon::Impl::midi_status() const {
     return o;
 }
 
+void Daemon::Impl::configure_protection() {
+    const double now = wall_now();
+    // The planned end of the show: show.end (today, or tomorrow if already past) or
+    // show.length_min from earshotd's start.
+    show_end_utc = std::numeric_limits<double>::quiet_NaN();
+    if (cfg.show.end_min >= 0) {
+        std::time_t t = static_cast<std::time_t>(now);
+        std::tm lt{};
+        localtime_r(&t, &lt);
+        lt.tm_hour = cfg.show.end_min / 60;
+        lt.tm_min = cfg.show.end_min % 60;
+        lt.tm_sec = 0;
+        lt.tm_isdst = -1;
+        double end = static_cast<double>(std::mktime(&lt));
+        if (end <= now) {
+            lt.tm_mday += 1;
+            lt.tm_isdst = -1;
+            end = static_cast<double>(std::mktime(&lt));
+        }
+        show_end_utc = end;
+    } else if (cfg.show.length_min > 0) {
+        show_end_utc = started_utc + cfg.show.length_min * 60.0;
+    }
+    dosimetry::GuardSettings gs;
+    gs.mode = cfg.dosimetry.guard == config::GuardMode::limit  ? dosimetry::GuardMode::limit
+              : cfg.dosimetry.guard == config::GuardMode::warn ? dosimetry::GuardMode::warn
+                                                               : dosimetry::GuardMode::off;
+    gs.budget = cfg.dosimetry.guard_budget == config::GuardBudget::who ? dosimetry::GuardBudget::who_weekly
+                                                                       : dosimetry::GuardBudget::niosh_daily;
+    gs.who_allowance_pa2h =
+        cfg.dosimetry.who_mode == 2 ? dosimetry::who_mode2_pa2h : dosimetry::who_mode1_pa2h;
+    gs.rate_db_per_s = cfg.dosimetry.guard_rate_db_per_min / 60.0;
+    gs.depth_db = cfg.dosimetry.guard_depth_db;
+    dosimetry::WarningSettings ws;
+    ws.thresholds_pct = cfg.dosimetry.warn_pct;
+    for (auto it = protect.begin(); it != protect.end();)
+        it = cfg.musician_index(it->first) < 0 ? protect.erase(it) : std::next(it);
+    for (const config::Musician& m : cfg.musicians) {
+        auto [it, fresh] = protect.try_emplace(m.id, gs, ws);
+        Protect& p = it->second;
+        p.guard.configure(gs);
+        if (!fresh && p.warn.settings().thresholds_pct != ws.thresholds_pct)
+            p.warn = dosimetry::DoseWarnings(ws);
+        // What was already reached before this start (or reload) is not announced again.
+        dosimetry::DoseStatus st;
+        if (fresh && keeper.status(m.id, now, st)) p.warn.prime(st.today.niosh_pct(), st.who_weekly_pct);
+    }
+    if (gs.mode != dosimetry::GuardMode::off)
+        log::info("dose guard: %s, budget %s, %.2f dB/min, %.0f dB deep; show %s",
+                  gs.mode == dosimetry::GuardMode::limit ? "limit" : "warn",
+                  gs.budget == dosimetry::GuardBudget::niosh_daily ? "NIOSH daily 100 %" : "WHO weekly 100 %",
+                  cfg.dosimetry.guard_rate_db_per_min, gs.depth_db,
+                  std::isfinite(show_end_utc)
+                      ? ("ends " + dosimetry::iso_utc(static_cast<std::time_t>(show_end_utc))).c_str()
+                      : "end not planned (show.end / show.length_min): the guard only acts once the budget "
+                        "is used");
+}
+
+void Daemon::Impl::warn_event(const std::string& id, Protect& p, const std::string& kind,
+                              const std::string& message, double threshold, double value) {
+    const double now = wall_now();
+    log::warn_limited("dose-warning", "%s: %s", id.c_str(), message.c_str());
+    p.recent.push_back(Protect::Recent{now, kind, message});
+    while (p.recent.size() > 20) p.recent.pop_front();
+    // The exposure log's event file: <state-dir>/exposure/<id>/events.csv (docs/protection.md).
+    const std::string dir = opt.state_dir + "/exposure/" + id;
+    std::string err;
+    if (!ensure_dir(dir, err)) return;
+    const std::string path = dir + "/events.csv";
+    const bool fresh = ::access(path.c_str(), F_OK) != 0;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0) return;
+    std::string line;
+    if (fresh) line = "time_utc,kind,threshold,value,message\n";
+    char b[96];
+    std::snprintf(b, sizeof b, ",%s,%.2f,%.3f,", kind.c_str(), threshold, value);
+    std::string msg = message;
+    for (char& c : msg)
+        if (c == ',' || c == '\n') c = ';';
+    line += dosimetry::iso_utc(static_cast<std::time_t>(now)) + b + msg + "\n";
+    [[maybe_unused]] const ssize_t w = ::write(fd, line.data(), line.size());
+    ::fdatasync(fd);
+    ::close(fd);
+}
+
+void Daemon::Impl::protect_second(const std::string& id, const engine::DoseFrame& f, double now) {
+    const auto it = protect.find(id);
+    const LastSecond* ls = keeper.last(id);
+    dosimetry::DoseStatus st;
+    if (it == protect.end() || !ls || !keeper.status(id, now, st)) return;
+    Protect& p = it->second;
+    const int mi = cfg.musician_index(id);
+    if (mi < 0) return;
+    const config::Musician& mu = cfg.musicians[static_cast<std::size_t>(mi)];
+    const double secs = double(f.samples) / (eng ? eng->sample_rate() : 48000.0);
+    p.audio_s += secs;
+    const double mix_dba = std::max(ls->laeq_dba[0], ls->laeq_dba[1]);
+    double leak = -std::numeric_limits<double>::infinity();
+    if (ls->level_dba > mix_dba + 1e-9) // the level is the mix plus the leak by energy
+        leak = dosimetry::level_db(dosimetry::pa2(ls->level_dba) - dosimetry::pa2(mix_dba));
+
+    // The guard: once per second of audio heard.
+    dosimetry::GuardInput gi;
+    gi.seconds = secs;
+    gi.level_dba = mix_dba;
+    gi.leak_dba = leak;
+    gi.niosh_pct = st.today.niosh_pct();
+    gi.week_pa2h = st.week_pa2h;
+    gi.seconds_left =
+        std::isfinite(show_end_utc) ? show_end_utc - now : std::numeric_limits<double>::quiet_NaN();
+    gi.applied_db = f.guard_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.guard_gain)) : 0.0;
+    const double att = p.guard.update(gi);
+    if (eng && (att > 0 || gi.applied_db > 0))
+        eng->set_guard(id, -att, static_cast<uint32_t>(eng->sample_rate())); // 1 s ramps: the guard is slow
+    if (p.guard.over_budget() && !p.over_reported) {
+        p.over_reported = true;
+        char m[200];
+        std::snprintf(m, sizeof m, "projected %.0f %% of the %s budget at the end of the show%s",
+                      p.guard.projected_pct(),
+                      cfg.dosimetry.guard_budget == config::GuardBudget::who ? "WHO weekly" : "daily NIOSH",
+                      p.guard.limiting() ? (p.guard.saturated() ? " (the guard is at full depth)"
+                                                                : " (the guard is lowering the mix)")
+                                         : "");
+        warn_event(id, p, "guard_over_budget", m, 100.0, p.guard.projected_pct());
+    } else if (!p.guard.over_budget()) {
+        p.over_reported = false;
+    }
+
+    // Warnings: dose thresholds, and the momentary ones (LAeq,1s over the cap or RS2).
+    std::vector<dosimetry::Warning> ev;
+    p.warn.update(st.today.niosh_pct(), st.who_weekly_pct, ev);
+    const double cap = mu.protection.max_laeq_1s_dba ? *mu.protection.max_laeq_1s_dba
+                                                     : std::numeric_limits<double>::quiet_NaN();
+    p.warn.momentary(p.audio_s, ls->level_dba, cap, cfg.dosimetry.rs2_dba, ev);
+    for (const dosimetry::Warning& w : ev) {
+        char m[200];
+        switch (w.kind) {
+        case dosimetry::WarningKind::niosh_daily:
+            std::snprintf(m, sizeof m, "%.0f %% of today's NIOSH dose reached (%.1f %%)", w.threshold,
+                          w.value);
+            break;
+        case dosimetry::WarningKind::who_weekly:
+            std::snprintf(m, sizeof m, "%.0f %% of the WHO weekly dose reached (%.1f %%)", w.threshold,
+                          w.value);
+            break;
+        case dosimetry::WarningKind::momentary_cap:
+            std::snprintf(m, sizeof m, "LAeq,1s %.1f dBA is over the cap of %.0f dBA", w.value, w.threshold);
+            break;
+        case dosimetry::WarningKind::momentary_rs2:
+            std::snprintf(m, sizeof m, "LAeq,1s %.1f dBA is over RS2 (%.0f dBA)", w.value, w.threshold);
+            break;
+        }
+        warn_event(id, p, dosimetry::to_string(w.kind), m, w.threshold, w.value);
+    }
+}
+
 void Daemon::Impl::watchdog() {
     if (wd_usec == 0) return;
     const double interval = double(wd_usec) * 1e-6 / 2.0;
@@ -1778,6 +2038,8 @@ int Daemon::run() {
     s.eff = s.mix.effective(s.cfg);
     s.save_mix();
     s.keeper.configure(s.cfg, wall_now());
+    s.started_utc = wall_now();
+    s.configure_protection();
     s.load_learned();
     s.hub.on_events([&s] { s.on_midi(); });
     s.build_midi();

@@ -51,6 +51,8 @@ TEST_CASE("requests parse into commands with their arguments", "[control]") {
     CHECK(ok(R"({"cmd":"dim","db":-30})").dim_db == -30);
     CHECK_FALSE(ok(R"({"cmd":"panic","on":false})").on);
     CHECK(ok(R"({"cmd":"learn","target":"drums.master"})").target == "drums.master");
+    CHECK(ok(R"({"cmd":"guard","musician":"drums","action":"suspend"})").suspend);
+    CHECK_FALSE(ok(R"({"cmd":"guard","musician":"drums","action":"resume"})").suspend);
 }
 
 TEST_CASE("malformed requests get a code and a message", "[control]") {
@@ -77,6 +79,8 @@ TEST_CASE("malformed requests get a code and a message", "[control]") {
     CHECK(fails(R"({"cmd":"scene","action":"save","name":"a b"})").find("name") != std::string::npos);
     CHECK(fails(R"({"cmd":"subscribe","rate_hz":100})").find("[0.1, 20]") != std::string::npos);
     CHECK(fails(R"({"cmd":"dim","db":6})").find("[-60, 0]") != std::string::npos);
+    CHECK(fails(R"({"cmd":"guard","musician":"drums","action":"off"})").find("suspend or resume") !=
+          std::string::npos);
     CHECK(fails(R"({"cmd":"status","id":{"a":1}})").find("\"id\"") != std::string::npos);
     CHECK(fails(std::string(max_line + 1, ' ')).rfind("line_too_long", 0) == 0);
     // Deep nesting is refused by the parser, not by the stack.
@@ -88,7 +92,8 @@ TEST_CASE("read-only commands and reply lines", "[control]") {
     CHECK(read_only(Command::subscribe));
     CHECK(read_only(Command::scene, "list"));
     CHECK_FALSE(read_only(Command::scene, "change"));
-    for (Command c : {Command::set, Command::reload, Command::dim, Command::panic, Command::learn})
+    for (Command c :
+         {Command::set, Command::reload, Command::dim, Command::panic, Command::learn, Command::guard})
         CHECK_FALSE(read_only(c));
     CHECK(reply_ok(7, boost::json::object{{"pong", true}}) == R"({"id":7,"ok":true,"result":{"pong":true}})");
     CHECK(reply_error(nullptr, code::not_found, "no musician 'x'") ==

@@ -35,6 +35,7 @@ enum class Command {
     dim,
     panic,
     learn,
+    guard,
 };
 
 /// Whether a command only reads (allowed to the read-only group).
@@ -62,6 +63,8 @@ struct Request {
     double dim_db = -20;
     // learn
     std::string target;
+    // guard: suspend (acknowledge) or resume the dose guard of `musician`
+    bool suspend = true;
 };
 
 /// Error codes of the protocol.
