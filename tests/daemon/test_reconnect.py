@@ -14,7 +14,9 @@ AMP = 0.316  # -10 dBFS peak: drums hear 101 dBA per ear (centre pan)
 
 
 def run(earshotd):
-    with Rig(earshotd) as rig:
+    # Period 1024: the dummy driver runs without xruns there (jack-testing.md §2.3), so the
+    # real-time recording of the fade after the reconnect is clean.
+    with Rig(earshotd, period=1024) as rig:
         rig.start_jack()
         # A long start-up ramp (10 s) makes the fade after the reconnect easy to see.
         cfg = rig.write_config(base_config(rig.server, startup_ms=10000))
@@ -72,8 +74,12 @@ def run(earshotd):
         check(len(on) > 0, "audio flows after the reconnect")
         first = env[on[0]]
         check(first < 0.1 * steady, f"the first audible block is {db(first / steady):.1f} dB below full level")
-        rising = np.diff(env[on[0]:])
-        check(np.all(rising > -2e-3 * steady), f"the level only rises during the fade (largest step down {-min(rising.min(), 0) / steady:.1e} of full)")
+        d_env = np.diff(env[on[0]:])
+        # A fade of 10 s rises 0.0048 of full level per 10 ms block; a jump (a restart at full
+        # level, a missing ramp) would be a step of up to 1. Clock-driven xruns on the dummy driver
+        # can dent a block slightly; a dent is not a jump and is allowed up to 1 % of full level.
+        check(d_env.max() < 0.02 * steady, f"no jump up during the fade (largest step {d_env.max() / steady:.4f} of full)")
+        check(d_env.min() > -0.01 * steady, f"and no dip beyond xrun dents (largest step down {-d_env.min() / steady:.4f})")
         check(env[-1] < 0.5 * steady, f"2 s into a 10 s fade the level is still {db(env[-1] / steady):.1f} dB down")
 
         # Fast-forward (freewheel) past the fade: full level again.
