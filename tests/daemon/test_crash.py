@@ -49,7 +49,7 @@ def run(earshotd):
         # It keeps counting, then a clean stop writes the open minute as a CSV row.
         wait_for(lambda: d2.musician("drums")["dose"]["niosh_pct"] > after["niosh_pct"] + 2 * rate, 10, "more dose")
         check(d2.stop() == 0, "SIGTERM: exit 0")
-        files = glob.glob(os.path.join(d2.state, "exposure", "drums", "*.csv"))
+        files = glob.glob(os.path.join(d2.state, "exposure", "drums", "????-??-??.csv"))  # not events.csv
         check(len(files) == 1, "one exposure log file for today")
         rows = [l for l in open(files[0]).read().splitlines() if l and not l.startswith("start_utc")]
         check(len(rows) >= 1, f"the shutdown wrote the open minute as a row ({len(rows)} row(s))")
