@@ -1,6 +1,8 @@
 // LevelMeter: A/C weighting, Leq sum, F/S time weighting and C peak of one ear (docs/dsp-weighting.md).
 #include "earshot/dsp/level_meter.hpp"
 
+#include "biquad_pair.hpp"
+
 #include <cmath>
 
 namespace earshot::dsp {
@@ -84,31 +86,8 @@ LevelMeter::Interval LevelMeter::take() noexcept {
 }
 
 namespace {
-typedef double v2d __attribute__((vector_size(16))); // GCC/Clang vector extension: two lanes
-
-struct Sec2 {
-    v2d b0, b1, b2, a1, a2; // coefficients (equal in both lanes)
-    v2d z0, z1;             // state, lane 0 = meter a, lane 1 = meter b
-    void load(const BiquadCoeffs& c, const std::array<double, 2>& za, const std::array<double, 2>& zb) {
-        b0 = v2d{c.b0, c.b0};
-        b1 = v2d{c.b1, c.b1};
-        b2 = v2d{c.b2, c.b2};
-        a1 = v2d{c.a1, c.a1};
-        a2 = v2d{c.a2, c.a2};
-        z0 = v2d{za[0], zb[0]};
-        z1 = v2d{za[1], zb[1]};
-    }
-    void store(std::array<double, 2>& za, std::array<double, 2>& zb) const {
-        za = {z0[0], z1[0]};
-        zb = {z0[1], z1[1]};
-    }
-    v2d run(v2d x) {
-        const v2d y = b0 * x + z0;
-        z0 = (b1 * x + z1) - a1 * y; // the same operation order as AcWeighting::tdf2
-        z1 = b2 * x - a2 * y;
-        return y;
-    }
-};
+using detail::BiquadPair;
+using detail::v2d;
 
 inline v2d vmax(v2d a, v2d b) {
     return a > b ? a : b;
@@ -127,7 +106,7 @@ void LevelMeter::process_pair(LevelMeter& a, LevelMeter& b, const float* xa, con
         return;
     }
     static_assert(AcWeighting::nc == 2 && AcWeighting::na == 1, "process_pair runs 2 C + 1 A sections");
-    Sec2 c0, c1, s0;
+    BiquadPair c0, c1, s0;
     c0.load(a._w._c[0], a._w._zc[0], b._w._zc[0]);
     c1.load(a._w._c[1], a._w._zc[1], b._w._zc[1]);
     s0.load(a._w._a[0], a._w._za[0], b._w._za[0]);

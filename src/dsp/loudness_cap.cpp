@@ -1,6 +1,8 @@
 // LoudnessCap: A-weighted 1 s box detector, louder ear, segment-wise gain (docs/protection.md).
 #include "earshot/dsp/loudness_cap.hpp"
 
+#include "biquad_pair.hpp"
+
 #include "earshot/dsp/units.hpp"
 
 #include <algorithm>
@@ -30,31 +32,8 @@ bool finite_state(const std::array<std::array<double, 2>, 3>& z) noexcept {
     return std::isfinite(s);
 }
 
-typedef double v2d __attribute__((vector_size(16))); // GCC/Clang vector extension: two lanes (ears)
-
-struct Sec2 {
-    v2d b0, b1, b2, a1, a2; // coefficients (equal in both lanes)
-    v2d z0, z1;             // state, lane 0 = left, lane 1 = right
-    void load(const BiquadCoeffs& c, const std::array<double, 2>& zl, const std::array<double, 2>& zr) {
-        b0 = v2d{c.b0, c.b0};
-        b1 = v2d{c.b1, c.b1};
-        b2 = v2d{c.b2, c.b2};
-        a1 = v2d{c.a1, c.a1};
-        a2 = v2d{c.a2, c.a2};
-        z0 = v2d{zl[0], zr[0]};
-        z1 = v2d{zl[1], zr[1]};
-    }
-    void store(std::array<double, 2>& zl, std::array<double, 2>& zr) const {
-        zl = {z0[0], z1[0]};
-        zr = {z0[1], z1[1]};
-    }
-    v2d run(v2d x) {
-        const v2d y = b0 * x + z0;
-        z0 = (b1 * x + z1) - a1 * y;
-        z1 = b2 * x - a2 * y;
-        return y;
-    }
-};
+using detail::BiquadPair;
+using detail::v2d;
 } // namespace
 
 void LoudnessCap::prepare(double fs_hz, int channels, bool eardrum) {
@@ -195,7 +174,7 @@ void LoudnessCap::detect_mono(const float* x, int c, uint32_t n, double ga, doub
 
 // Both ears in lockstep, two double lanes per vector (no diffuse-field correction).
 void LoudnessCap::detect_pair(const float* xl, const float* xr, uint32_t n, double ga, double gs) noexcept {
-    Sec2 s0, s1, s2;
+    BiquadPair s0, s1, s2;
     s0.load(_sec[0], _z[0][0], _z[1][0]);
     s1.load(_sec[1], _z[0][1], _z[1][1]);
     s2.load(_sec[2], _z[0][2], _z[1][2]);
