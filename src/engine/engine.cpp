@@ -397,42 +397,40 @@ bool Engine::set_send(const std::string& musician, const std::string& input, dou
     return false;
 }
 
-bool Engine::set_master(const std::string& musician, double gain_db, uint32_t ramp_samples) {
+int Engine::strip_index(const std::string& musician) const {
     const MixGraph* g = _ctl->latest;
-    if (!g) return false;
-    for (std::size_t i = 0; i < g->strips.size(); ++i) {
-        const Strip& s = g->strips[i];
-        if (s.retiring || s.id != musician) continue;
-        EngineCommand c{};
-        c.kind = EngineCommand::Kind::set_master;
-        c.master.generation = g->generation;
-        c.master.strip = static_cast<uint16_t>(i);
-        c.master.gain = static_cast<float>(dsp::db_to_gain(gain_db));
-        c.master.ramp = ramp_samples;
-        if (!push_command(c)) return false;
-        if (_ctl->have_cfg)
-            for (config::Musician& m : _ctl->last_cfg.musicians)
-                if (m.id == musician) m.mix.master_db = gain_db;
-        return true;
-    }
-    return false;
+    if (!g) return -1;
+    for (std::size_t i = 0; i < g->strips.size(); ++i)
+        if (!g->strips[i].retiring && g->strips[i].id == musician) return static_cast<int>(i);
+    return -1;
+}
+
+bool Engine::set_master(const std::string& musician, double gain_db, uint32_t ramp_samples) {
+    const int i = strip_index(musician);
+    if (i < 0) return false;
+    EngineCommand c{};
+    c.kind = EngineCommand::Kind::set_master;
+    c.master.generation = _ctl->latest->generation;
+    c.master.strip = static_cast<uint16_t>(i);
+    c.master.gain = static_cast<float>(dsp::db_to_gain(gain_db));
+    c.master.ramp = ramp_samples;
+    if (!push_command(c)) return false;
+    if (_ctl->have_cfg)
+        for (config::Musician& m : _ctl->last_cfg.musicians)
+            if (m.id == musician) m.mix.master_db = gain_db;
+    return true;
 }
 
 bool Engine::set_guard(const std::string& musician, double gain_db, uint32_t ramp_samples) {
-    const MixGraph* g = _ctl->latest;
-    if (!g) return false;
-    for (std::size_t i = 0; i < g->strips.size(); ++i) {
-        const Strip& s = g->strips[i];
-        if (s.retiring || s.id != musician) continue;
-        EngineCommand c{};
-        c.kind = EngineCommand::Kind::set_guard;
-        c.guard.generation = g->generation;
-        c.guard.strip = static_cast<uint16_t>(i);
-        c.guard.gain = static_cast<float>(dsp::db_to_gain(std::min(0.0, gain_db)));
-        c.guard.ramp = ramp_samples;
-        return push_command(c);
-    }
-    return false;
+    const int i = strip_index(musician);
+    if (i < 0) return false;
+    EngineCommand c{};
+    c.kind = EngineCommand::Kind::set_guard;
+    c.guard.generation = _ctl->latest->generation;
+    c.guard.strip = static_cast<uint16_t>(i);
+    c.guard.gain = static_cast<float>(dsp::db_to_gain(std::min(0.0, gain_db)));
+    c.guard.ramp = ramp_samples;
+    return push_command(c);
 }
 
 void Engine::remember_send(const std::string& musician, const std::string& input, double gain_db, double pan,

@@ -124,6 +124,7 @@ private:
     struct Control;
 
     bool push_command(const EngineCommand& c);
+    int strip_index(const std::string& musician) const; // live strip in the newest graph, or -1
     void remember_send(const std::string& musician, const std::string& input, double gain_db, double pan,
                        bool mute);
     void process_chunk(uint32_t n, const float* const* in, int n_in, float* const* out, int n_out) noexcept;
