@@ -63,6 +63,7 @@ TEST_CASE("engine process(): zero heap allocations across changes and swaps", "[
         auto mu = test::musician("m" + std::to_string(m), m % 2 == 0, 105.0);
         for (int i = 0; i < 8; ++i)
             mu.mix.sends.push_back(test::send("in" + std::to_string(i), -6.0 + i, 0.1 * i - 0.4));
+        if (m < 3) mu.protection.max_laeq_1s_dba = 85.0 + 5.0 * m; // loudness cap in the path (and acting)
         cfg.musicians.push_back(mu);
     }
     REQUIRE(e.apply_config(cfg));
@@ -84,6 +85,7 @@ TEST_CASE("engine process(): zero heap allocations across changes and swaps", "[
         t += 256;
         if (cycle % 10 == 3) e.set_send("m1", "in2", -(cycle % 40), 0.2, cycle % 20 == 3);
         if (cycle % 25 == 4) e.set_master("m2", cycle % 50 == 4 ? -12.0 : 3.0);
+        if (cycle % 30 == 5) e.set_guard("m0", -0.1 * (cycle % 90), 4800); // the dose guard's gain
         if (cycle % 200 == 100) {
             // Structural change built off the RT thread: add or remove a musician and an input.
             auto c2 = cfg;
