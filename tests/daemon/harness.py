@@ -205,8 +205,9 @@ class Player:
     def port(self, short):
         return f"{self.name}:{short}"
 
-    def record(self, seconds_audio, timeout=60):
-        """Records `seconds_audio` of audio (by frame count) and returns (t0, array(channels, n))."""
+    def record(self, seconds_audio, timeout=60, stop=None):
+        """Records `seconds_audio` of audio (by frame count) and returns (t0, array(channels, n)).
+        With `stop` (a threading.Event), recording also ends once it is set."""
         while not self.blocks.empty():
             self.blocks.get_nowait()
         need = int(seconds_audio * self.client.samplerate)
@@ -214,7 +215,7 @@ class Player:
         self.recording = True
         deadline = time.monotonic() + timeout
         try:
-            while got < need:
+            while got < need and not (stop is not None and stop.is_set() and got > 0):
                 try:
                     t, b = self.blocks.get(timeout=1)
                 except queue.Empty:

@@ -27,17 +27,25 @@ KEYS = """  - id: keys
 """
 
 
-def record_during(rig, sink, seconds, action, delay=0.3):
-    """Records `seconds` of audio in freewheel while `action` runs `delay` s (wall) after the start."""
+def record_during(rig, sink, d, action, delay=0.3, after=0.5):
+    """Records in freewheel while `action` (a reload) runs `delay` s (wall) after the start, until
+    `after` s (wall) past the moment the daemon logged the reload's outcome: the change always lands
+    inside the recording, however fast freewheel runs on the machine."""
     out = {}
+    stop = threading.Event()
 
     def rec():
-        out["y"] = sink.record(seconds, timeout=120)[1]
+        out["y"] = sink.record(3600.0, timeout=120, stop=stop)[1]
     th = threading.Thread(target=rec)
+    n0 = d.log_text().count("config reloaded") + d.log_text().count("reload rejected")
     rig.freewheel(True)
     th.start()
     time.sleep(delay)
     action()
+    wait_for(lambda: d.log_text().count("config reloaded") + d.log_text().count("reload rejected") > n0, 10,
+             "the reload")
+    time.sleep(after)
+    stop.set()
     th.join()
     rig.freewheel(False)
     return out["y"]
@@ -61,7 +69,7 @@ def run(earshotd):
 
         # 1. A valid change: drums' send -6 dB. Bass is untouched and must not move at all.
         rig.write_config(base_config(rig.server, drums_gain=-6))
-        y = record_during(rig, sink, 40.0, lambda: d.signal(signal.SIGHUP))
+        y = record_during(rig, sink, d, lambda: d.signal(signal.SIGHUP))
         L, M = envelope(y[0], BLOCK), envelope(y[2], BLOCK)
         check(abs(db(L[0] / FULL)) < 0.01 and abs(db(L[-1] / FULL) + 6.0) < 0.01,
               f"drums went from {db(L[0] / FULL):+.2f} to {db(L[-1] / FULL):+.2f} dB (send 0 -> -6)")
@@ -116,7 +124,7 @@ def run(earshotd):
         cfg = base_config(rig.server, drums_gain=-6, extra_musicians=KEYS.format(sink2=sink2.name))
         start = cfg.index("  - id: bass")
         end = cfg.index("  - id: keys")
-        y = record_during(rig, sink, 40.0, lambda: (rig.write_config(cfg[:start] + cfg[end:]), d.signal(signal.SIGHUP)))
+        y = record_during(rig, sink, d, lambda: (rig.write_config(cfg[:start] + cfg[end:]), d.signal(signal.SIGHUP)))
         B = envelope(y[2], BLOCK)
         gone = np.nonzero(B < 1e-7)[0]
         check(len(gone) > 0, "bass went silent")
