@@ -86,59 +86,70 @@ LevelMeter::Interval LevelMeter::take() noexcept {
 }
 
 namespace {
-using detail::BiquadPair;
-using detail::v2d;
+using detail::BiquadLanes;
 
-inline v2d vmax(v2d a, v2d b) {
-    return a > b ? a : b;
-}
-inline v2d vmin(v2d a, v2d b) {
-    return a < b ? a : b;
-}
+// Lane-wise max / min, written out where used (a wide vector is never passed by value).
+#define EARSHOT_VMAX(a, b) ((a) > (b) ? (a) : (b))
+#define EARSHOT_VMIN(a, b) ((a) < (b) ? (a) : (b))
 } // namespace
 
-void LevelMeter::process_pair(LevelMeter& a, LevelMeter& b, const float* xa, const float* xb,
-                              uint32_t n) noexcept {
-    if (a._eardrum || b._eardrum) {
-        // The diffuse-field correction runs per channel; this path stays exactly process().
-        a.process(xa, n);
-        b.process(xb, n);
-        return;
+// L meters in lockstep, one lane each (none of them eardrum). Per lane exactly process()'s
+// arithmetic, so the result is bit-identical to L mono runs.
+template <int L>
+[[gnu::always_inline]] inline void LevelMeter::run_lanes(LevelMeter* const* m, const float* const* x,
+                                                         uint32_t n) noexcept {
+    static_assert(AcWeighting::nc == 2 && AcWeighting::na == 1, "the lanes run 2 C + 1 A sections");
+    using V = typename detail::VecD<L>::type;
+    BiquadLanes<L> c0, c1, s0;
+    std::array<double, 2>* z[L];
+    for (int k = 0; k < L; ++k) z[k] = &m[k]->_w._zc[0];
+    c0.load(m[0]->_w._c[0], z);
+    for (int k = 0; k < L; ++k) z[k] = &m[k]->_w._zc[1];
+    c1.load(m[0]->_w._c[1], z);
+    for (int k = 0; k < L; ++k) z[k] = &m[k]->_w._za[0];
+    s0.load(m[0]->_w._a[0], z);
+    V af, as, yf, ys, dither, fmax, smax, cmax;
+    for (int k = 0; k < L; ++k) {
+        af[k] = m[0]->_alpha_f;
+        as[k] = m[0]->_alpha_s;
+        yf[k] = m[k]->_yf;
+        ys[k] = m[k]->_ys;
+        dither[k] = m[k]->_flip;
+        fmax[k] = m[k]->_iv.laf_max_ms;
+        smax[k] = m[k]->_iv.las_max_ms;
+        cmax[k] = m[k]->_iv.c_peak;
     }
-    static_assert(AcWeighting::nc == 2 && AcWeighting::na == 1, "process_pair runs 2 C + 1 A sections");
-    BiquadPair c0, c1, s0;
-    c0.load(a._w._c[0], a._w._zc[0], b._w._zc[0]);
-    c1.load(a._w._c[1], a._w._zc[1], b._w._zc[1]);
-    s0.load(a._w._a[0], a._w._za[0], b._w._za[0]);
-    const v2d af = {a._alpha_f, a._alpha_f}, as = {a._alpha_s, a._alpha_s};
-    const v2d kf = 1.0 - af, ks = 1.0 - as;
-    const v2d zero = {0.0, 0.0};
-    v2d yf = {a._yf, b._yf}, ys = {a._ys, b._ys}, dither = {a._flip, b._flip};
-    v2d sum = zero;
-    v2d fmax = {a._iv.laf_max_ms, b._iv.laf_max_ms}, smax = {a._iv.las_max_ms, b._iv.las_max_ms};
+    const V kf = 1.0 - af, ks = 1.0 - as;
+    const V zero = af * 0.0;
+    V sum = zero;
     // C peak as the running max and min of c (two instructions), max(|c|) = max(cmax, -cmin).
-    v2d cmax = {a._iv.c_peak, b._iv.c_peak}, cmin = -cmax;
+    V cmin = -cmax;
     for (uint32_t i = 0; i < n; ++i) {
-        const v2d raw = {static_cast<double>(xa[i]), static_cast<double>(xb[i])};
-        const v2d v = (raw - raw == 0.0 ? raw : zero) + dither; // non-finite -> 0, as sanitise()
+        V raw;
+        for (int k = 0; k < L; ++k) raw[k] = static_cast<double>(x[k][i]);
+        V c = (raw - raw == 0.0 ? raw : zero) + dither; // non-finite -> 0, as sanitise()
         dither = -dither;
-        const v2d c = c1.run(c0.run(v));
-        const v2d w = s0.run(c);
-        const v2d sq = w * w;
+        c0.step(c);
+        c1.step(c);
+        V w = c;
+        s0.step(w);
+        const V sq = w * w;
         sum += sq;
         yf = kf * yf + af * sq;
         ys = ks * ys + as * sq;
-        fmax = vmax(fmax, yf);
-        smax = vmax(smax, ys);
-        cmax = vmax(cmax, c);
-        cmin = vmin(cmin, c);
+        fmax = EARSHOT_VMAX(fmax, yf);
+        smax = EARSHOT_VMAX(smax, ys);
+        cmax = EARSHOT_VMAX(cmax, c);
+        cmin = EARSHOT_VMIN(cmin, c);
     }
-    c0.store(a._w._zc[0], b._w._zc[0]);
-    c1.store(a._w._zc[1], b._w._zc[1]);
-    s0.store(a._w._za[0], b._w._za[0]);
-    const v2d cpk = vmax(cmax, -cmin);
-    LevelMeter* m[2] = {&a, &b};
-    for (int k = 0; k < 2; ++k) {
+    for (int k = 0; k < L; ++k) z[k] = &m[k]->_w._zc[0];
+    c0.store(z);
+    for (int k = 0; k < L; ++k) z[k] = &m[k]->_w._zc[1];
+    c1.store(z);
+    for (int k = 0; k < L; ++k) z[k] = &m[k]->_w._za[0];
+    s0.store(z);
+    const V cpk = EARSHOT_VMAX(cmax, -cmin);
+    for (int k = 0; k < L; ++k) {
         LevelMeter& t = *m[k];
         double s = sum[k], f = fmax[k], sm = smax[k], cp = cpk[k], y1 = yf[k], y2 = ys[k];
         t._flip = dither[k];
@@ -158,6 +169,65 @@ void LevelMeter::process_pair(LevelMeter& a, LevelMeter& b, const float* xa, con
         t._iv.c_peak = cp;
         t._iv.laf_end_ms = y1;
     }
+}
+
+namespace {
+void quad_base(LevelMeter* const* m, const float* const* x, uint32_t n) noexcept {
+    LevelMeter::process_pair(*m[0], *m[1], x[0], x[1], n);
+    LevelMeter::process_pair(*m[2], *m[3], x[2], x[3], n);
+}
+using QuadFn = void (*)(LevelMeter* const*, const float* const*, uint32_t) noexcept;
+} // namespace
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// Four double lanes per ymm register: two stereo mixes per pass.
+[[gnu::target("avx2")]] void LevelMeter::quad_avx2(LevelMeter* const* m, const float* const* x,
+                                                   uint32_t n) noexcept {
+    run_lanes<4>(m, x, n);
+}
+
+namespace {
+QuadFn pick_quad() noexcept {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? &LevelMeter::quad_avx2 : &quad_base;
+}
+} // namespace
+#else
+namespace {
+QuadFn pick_quad() noexcept {
+    return &quad_base;
+}
+} // namespace
+#endif
+
+namespace {
+const QuadFn quad_fn = pick_quad(); // chosen at static initialisation, before any RT cycle
+} // namespace
+
+void LevelMeter::process_pair(LevelMeter& a, LevelMeter& b, const float* xa, const float* xb,
+                              uint32_t n) noexcept {
+    if (a._eardrum || b._eardrum) {
+        // The diffuse-field correction runs per channel; this path stays exactly process().
+        a.process(xa, n);
+        b.process(xb, n);
+        return;
+    }
+    LevelMeter* m[2] = {&a, &b};
+    const float* x[2] = {xa, xb};
+    run_lanes<2>(m, x, n);
+}
+
+void LevelMeter::process_quad(LevelMeter* const* m, const float* const* x, uint32_t n) noexcept {
+    if (m[0]->_eardrum || m[1]->_eardrum || m[2]->_eardrum || m[3]->_eardrum) {
+        process_pair(*m[0], *m[1], x[0], x[1], n);
+        process_pair(*m[2], *m[3], x[2], x[3], n);
+        return;
+    }
+    quad_fn(m, x, n);
+}
+
+const char* LevelMeter::quad_kernel_name() noexcept {
+    return quad_fn == &quad_base ? "sse2" : "avx2";
 }
 
 } // namespace earshot::dsp

@@ -83,18 +83,11 @@ void TruePeakLimiter::copy_state_from(const TruePeakLimiter& o) noexcept {
 void TruePeakLimiter::process(float* const* io, uint32_t n) noexcept {
     const bool idle = _dq_size == 0 && _r == 1.0 && _box_non_unity == 0;
     if (idle && _quiet_run >= static_cast<uint64_t>(TruePeakInterpolator::taps - 1)) {
-        // Fast path: prove that no interval touched by this block can reach T. The probe sums
-        // x * 0, which is NaN exactly when some sample is NaN or +-Inf (those need the slow path).
-        float mx = 0.0f, probe = 0.0f;
-        for (int c = 0; c < _channels; ++c) {
-            const float* x = io[c];
-            for (uint32_t i = 0; i < n; ++i) {
-                const float a = std::fabs(x[i]);
-                mx = a > mx ? a : mx;
-                probe += x[i] * 0.0f;
-            }
-        }
-        if (probe == probe && mx * _ip.abs_sum_bound() <= _target) {
+        // Fast path: prove that no interval touched by this block can reach T. A NaN or +-Inf
+        // sample (its bits at or above those of +Inf) needs the slow path.
+        uint32_t bits = 0;
+        for (int c = 0; c < _channels; ++c) bits = std::max(bits, abs_max_bits(io[c], n));
+        if (!bits_non_finite(bits) && bits_to_float(bits) * _ip.abs_sum_bound() <= _target) {
             fast_delay(io, n);
             return;
         }
@@ -125,9 +118,7 @@ void TruePeakLimiter::fast_delay(float* const* io, uint32_t n) noexcept {
         }
         pos = p;
         // The clamp can only act if the ceiling was lowered while samples were in the delay line.
-        float omax = 0.0f;
-        for (uint32_t i = 0; i < n; ++i) omax = std::max(omax, std::fabs(x[i]));
-        if (omax > cl) {
+        if (bits_to_float(abs_max_bits(x, n)) > cl) { // (finite: the fast path saw no NaN/Inf)
             for (uint32_t i = 0; i < n; ++i) {
                 const float y = std::clamp(x[i], -cl, cl);
                 _stats.clamped_samples += y != x[i];

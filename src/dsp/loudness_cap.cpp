@@ -185,7 +185,10 @@ void LoudnessCap::detect_pair(const float* xl, const float* xr, uint32_t n, doub
             const v2d raw = {static_cast<double>(xl[i]), static_cast<double>(xr[i])};
             const v2d v = (raw - raw == 0.0 ? raw : zero) + d; // non-finite -> 0, as sanitise()
             d = -d;
-            const v2d a = s2.run(s1.run(s0.run(v)));
+            v2d a = v;
+            s0.step(a);
+            s1.step(a);
+            s2.step(a);
             sum += a * a;
         }
         out = (ga * ga) * sum;
@@ -194,7 +197,10 @@ void LoudnessCap::detect_pair(const float* xl, const float* xr, uint32_t n, doub
             const v2d raw = {static_cast<double>(xl[i]), static_cast<double>(xr[i])};
             const v2d v = (raw - raw == 0.0 ? raw : zero) + d;
             d = -d;
-            const v2d a = s2.run(s1.run(s0.run(v)));
+            v2d a = v;
+            s0.step(a);
+            s1.step(a);
+            s2.step(a);
             const v2d sq = a * a;
             sum += sq;
             const double g = ga + gs * static_cast<double>(i + 1);

@@ -100,6 +100,7 @@ Engine::Engine(double fs_hz, uint32_t max_block)
     _meter_len = static_cast<uint32_t>(std::lround(fs_hz / 10.0));
     _rt->in_ptr.assign(max_input_slots, nullptr);
     _rt->zeros.assign(_max_block, 0.0f);
+    (void)dsp::mix_kernel_name(); // picks the mixing kernel here, off the RT thread
 }
 
 Engine::~Engine() {
@@ -201,6 +202,8 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
         s.grp_x.assign(s.sends.size(), nullptr);
         s.grp_l.assign(s.sends.size(), 0.0f);
         s.grp_r.assign(s.sends.size(), 0.0f);
+        s.ramp_idx.assign(s.sends.size(), 0);
+        s.grp_dirty = true;
     };
 
     std::vector<bool> old_used(old ? old->strips.size() : 0, false);
@@ -542,9 +545,11 @@ void Engine::process(uint32_t nframes, const float* const* in, int n_in, float* 
                 _counters.stale_commands.fetch_add(1, std::memory_order_relaxed);
                 break;
             }
-            SendState& st = g->strips[c.send.strip].sends[c.send.send];
+            Strip& sp = g->strips[c.send.strip];
+            SendState& st = sp.sends[c.send.send];
             st.gl.set_target(c.send.gain_l);
             st.gr.set_target(c.send.gain_r);
+            sp.grp_dirty = true;
             break;
         }
         case EngineCommand::Kind::set_guard: {
@@ -608,9 +613,7 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
             rt.in_ptr[static_cast<std::size_t>(slot)] = rt.zeros.data();
             continue;
         }
-        float probe = 0.0f;
-        for (uint32_t i = 0; i < n; ++i) probe += p[i] * 0.0f; // NaN iff some sample is NaN or Inf
-        if (probe == probe) {
+        if (!dsp::bits_non_finite(dsp::abs_max_bits(p, n))) {
             rt.in_ptr[static_cast<std::size_t>(slot)] = p;
         } else {
             float* s = g->in_scratch.data() + u * _max_block;
@@ -626,22 +629,42 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
         float* b1 = s.buf[1].data();
         std::memset(b0, 0, sizeof(float) * n);
         if (s.channels == 2) std::memset(b1, 0, sizeof(float) * n);
-        // Ramping sends one by one; steady ones gathered and summed four at a time.
-        int k = 0;
-        for (SendState& st : s.sends) {
-            const float* x = rt.in_ptr[static_cast<std::size_t>(st.in_slot)];
-            if (st.gl.ramping() || st.gr.ramping()) {
-                if (!st.gl.silent()) st.gl.mix_into(b0, x, n);
-                if (s.channels == 2 && !st.gr.silent()) st.gr.mix_into(b1, x, n);
-            } else if (st.gl.current() != 0.0f || st.gr.current() != 0.0f) {
-                s.grp_x[static_cast<std::size_t>(k)] = x;
-                s.grp_l[static_cast<std::size_t>(k)] = st.gl.current();
-                s.grp_r[static_cast<std::size_t>(k)] = st.gr.current();
-                ++k;
+        // Ramping sends one by one; steady ones in one register-blocked pass. Which sends are
+        // steady (and their gains) is worked out again only after a send's target changed or a
+        // ramp ended (grp_dirty); the input pointers are fetched every cycle.
+        if (s.grp_dirty) {
+            s.grp_dirty = false;
+            int k = 0, r = 0;
+            for (std::size_t i = 0; i < s.sends.size(); ++i) {
+                const SendState& st = s.sends[i];
+                if (st.gl.ramping() || st.gr.ramping()) {
+                    s.ramp_idx[static_cast<std::size_t>(r++)] = static_cast<uint32_t>(i);
+                } else if (st.gl.current() != 0.0f || st.gr.current() != 0.0f) {
+                    s.ramp_idx[s.sends.size() - 1 - static_cast<std::size_t>(k)] = static_cast<uint32_t>(i);
+                    s.grp_l[static_cast<std::size_t>(k)] = st.gl.current();
+                    s.grp_r[static_cast<std::size_t>(k)] = st.gr.current();
+                    ++k;
+                }
             }
+            s.grp_count = k;
+            s.ramp_count = r;
         }
-        dsp::mix_sum(b0, s.grp_x.data(), s.grp_l.data(), k, n);
-        if (s.channels == 2) dsp::mix_sum(b1, s.grp_x.data(), s.grp_r.data(), k, n);
+        for (int r = 0; r < s.ramp_count; ++r) {
+            SendState& st = s.sends[s.ramp_idx[static_cast<std::size_t>(r)]];
+            const float* x = rt.in_ptr[static_cast<std::size_t>(st.in_slot)];
+            if (!st.gl.silent()) st.gl.mix_into(b0, x, n);
+            if (s.channels == 2 && !st.gr.silent()) st.gr.mix_into(b1, x, n);
+            if (!st.gl.ramping() && !st.gr.ramping()) s.grp_dirty = true; // it joins the steady ones
+        }
+        const int k = s.grp_count;
+        for (int j = 0; j < k; ++j) {
+            const SendState& st = s.sends[s.ramp_idx[s.sends.size() - 1 - static_cast<std::size_t>(j)]];
+            s.grp_x[static_cast<std::size_t>(j)] = rt.in_ptr[static_cast<std::size_t>(st.in_slot)];
+        }
+        if (s.channels == 2)
+            dsp::mix_sum_stereo(b0, b1, s.grp_x.data(), s.grp_l.data(), s.grp_r.data(), k, n);
+        else
+            dsp::mix_sum(b0, s.grp_x.data(), s.grp_l.data(), k, n);
         if (s.master.ramping()) {
             float* gn = s.gains.data();
             s.master.fill(gn, n);
@@ -684,8 +707,7 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
             _counters.clamped_samples.fetch_add(ls.clamped_samples, std::memory_order_relaxed);
         for (int c = 0; c < s.channels; ++c) {
             const float* b = s.buf[static_cast<std::size_t>(c)].data();
-            float pk = 0.0f;
-            for (uint32_t i = 0; i < n; ++i) pk = std::max(pk, std::fabs(b[i]));
+            const float pk = dsp::bits_to_float(dsp::abs_max_bits(b, n)); // finite: after the clamp
             s.dose_peak[c] = std::max(s.dose_peak[c], pk);
             s.meter_peak[c] = std::max(s.meter_peak[c], pk);
             const int slot = s.out_slot[c];
@@ -697,13 +719,24 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
     uint32_t pos = 0;
     while (pos < n) {
         const uint32_t seg = std::min({n - pos, _dose_len - rt.dose_pos, _meter_len - rt.meter_pos});
+        // Two stereo strips at a time (four ears per pass where the CPU has AVX2).
+        Strip* held = nullptr; // a stereo strip waiting for a partner
         for (Strip& s : g->strips) {
-            if (s.channels == 2)
-                dsp::LevelMeter::process_pair(s.meter[0], s.meter[1], s.buf[0].data() + pos,
-                                              s.buf[1].data() + pos, seg);
-            else
+            if (s.channels != 2) {
                 s.meter[0].process(s.buf[0].data() + pos, seg);
+            } else if (!held) {
+                held = &s;
+            } else {
+                dsp::LevelMeter* m[4] = {&held->meter[0], &held->meter[1], &s.meter[0], &s.meter[1]};
+                const float* x[4] = {held->buf[0].data() + pos, held->buf[1].data() + pos,
+                                     s.buf[0].data() + pos, s.buf[1].data() + pos};
+                dsp::LevelMeter::process_quad(m, x, seg);
+                held = nullptr;
+            }
         }
+        if (held)
+            dsp::LevelMeter::process_pair(held->meter[0], held->meter[1], held->buf[0].data() + pos,
+                                          held->buf[1].data() + pos, seg);
         for (AmbientMeter& am : g->ambient)
             am.meter.process(rt.in_ptr[static_cast<std::size_t>(am.in_slot)] + pos, seg);
         pos += seg;

@@ -52,6 +52,10 @@ struct Strip {
     std::vector<float> gains;        // max_block master gains
     std::vector<const float*> grp_x; // steady sends of this cycle (sized to sends at build)
     std::vector<float> grp_l, grp_r; // their gains
+    std::vector<uint32_t> ramp_idx;  // send indices: ramping ones from the front, steady from the back
+    int grp_count = 0;               // steady, audible sends (grp_l/grp_r valid)
+    int ramp_count = 0;              // ramping sends
+    bool grp_dirty = true;           // targets changed or a ramp ended: recompute the above
     float dose_peak[2] = {0, 0};
     float dose_lim_min = 1;
     uint32_t dose_lim_active = 0;

@@ -50,6 +50,12 @@ public:
     /// prepared for the same rate. [RT-safe]
     static void process_pair(LevelMeter& a, LevelMeter& b, const float* xa, const float* xb,
                              uint32_t n) noexcept;
+    /// Meters four channels (the ears of two stereo mixes) in lockstep: the same result as four
+    /// process() calls. Four lanes per vector where the CPU has AVX2, else two process_pair()
+    /// passes. All four must be prepared for the same rate. [RT-safe]
+    static void process_quad(LevelMeter* const* m, const float* const* x, uint32_t n) noexcept;
+    /// The quad variant in use: "avx2" or "sse2". [any thread]
+    static const char* quad_kernel_name() noexcept;
     /// Returns the interval since the last take() and starts a new one. [RT-safe]
     Interval take() noexcept;
 
@@ -60,7 +66,13 @@ public:
     double las_ms() const noexcept { return _ys; }
     const AcWeighting& weighting() const noexcept { return _w; }
 
+    /// The AVX2 body of process_quad (called only where the CPU has AVX2). [RT-safe]
+    static void quad_avx2(LevelMeter* const* m, const float* const* x, uint32_t n) noexcept;
+
 private:
+    template <int L>
+    static void run_lanes(LevelMeter* const* m, const float* const* x, uint32_t n) noexcept;
+
     AcWeighting _w;             // frequency weighting
     DiffuseFieldCorrection _df; // eardrum -> field (only when _eardrum)
     bool _eardrum = false;

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace earshot::dsp {
@@ -52,6 +53,26 @@ inline float sanitize(float x) noexcept {
 inline float clamp_abs(float x, float limit) noexcept {
     if (!(x == x)) return 0.0f;
     return x > limit ? limit : (x < -limit ? -limit : x);
+}
+
+} // namespace earshot::dsp
+
+namespace earshot::dsp {
+
+/// max |x[i]| over a block, as the bit pattern of a non-negative float: the bits of a float with its
+/// sign cleared order like the values, and every NaN or +-Inf is at or above 0x7f800000. An integer
+/// max, so it vectorises (a float max reduction would need -ffast-math); AVX2 where the CPU has
+/// it. [RT-safe]
+uint32_t abs_max_bits(const float* x, uint32_t n) noexcept;
+/// True if abs_max_bits() saw a NaN or an infinity. [RT-safe]
+inline bool bits_non_finite(uint32_t m) noexcept {
+    return m >= 0x7f800000u;
+}
+/// The amplitude abs_max_bits() found (only meaningful when !bits_non_finite(m)). [RT-safe]
+inline float bits_to_float(uint32_t m) noexcept {
+    float f;
+    std::memcpy(&f, &m, sizeof f);
+    return f;
 }
 
 } // namespace earshot::dsp
