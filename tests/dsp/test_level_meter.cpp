@@ -257,3 +257,49 @@ TEST_CASE("meter: process_pair equals two separate meters", "[dsp][meter]") {
         CHECK(jb.samples == ib.samples);
     }
 }
+
+TEST_CASE("meter: process_quad equals four separate meters, bit for bit", "[dsp][meter]") {
+    INFO("quad kernel: " << LevelMeter::quad_kernel_name());
+    for (bool eardrum : {false, true}) {
+        INFO("eardrum (last meter) = " << eardrum);
+        LevelMeter mono[4], quad[4], direct[4];
+        for (int k = 0; k < 4; ++k) {
+            const bool ed = eardrum && k == 3;
+            mono[k].prepare(48000, ed);
+            quad[k].prepare(48000, ed);
+            direct[k].prepare(48000, ed);
+        }
+        std::vector<float> x[4] = {tone(48000, 3000, 0.4, 1), tone(48000, 150, 0.7, 1),
+                                   tone(48000, 40, 0.9, 1), tone(48000, 11000, 0.2, 1)};
+        x[1][100] = std::numeric_limits<float>::quiet_NaN();
+        x[2][2000] = -std::numeric_limits<float>::infinity();
+        x[3][5000] = std::numeric_limits<float>::denorm_min();
+        const bool wide = LevelMeter::quad_kernel_name()[0] == 'a';
+        for (uint32_t off = 0; off < 48000; off += 480) {
+            LevelMeter* m[4] = {&quad[0], &quad[1], &quad[2], &quad[3]};
+            const float* p[4] = {x[0].data() + off, x[1].data() + off, x[2].data() + off, x[3].data() + off};
+            LevelMeter::process_quad(m, p, 480);
+            for (int k = 0; k < 4; ++k) mono[k].process(x[k].data() + off, 480);
+            if (wide && !eardrum) { // the AVX2 body itself, where this CPU has it
+                LevelMeter* d[4] = {&direct[0], &direct[1], &direct[2], &direct[3]};
+                LevelMeter::quad_avx2(d, p, 480);
+            }
+        }
+        for (int k = 0; k < 4; ++k) {
+            INFO("meter " << k);
+            CHECK(quad[k].laf_ms() == mono[k].laf_ms());
+            CHECK(quad[k].las_ms() == mono[k].las_ms());
+            const auto a = mono[k].take(), b = quad[k].take();
+            CHECK(b.sum_sq_a == a.sum_sq_a);
+            CHECK(b.laf_max_ms == a.laf_max_ms);
+            CHECK(b.las_max_ms == a.las_max_ms);
+            CHECK(b.c_peak == a.c_peak);
+            CHECK(b.samples == a.samples);
+            if (wide && !eardrum) {
+                const auto c = direct[k].take();
+                CHECK(c.sum_sq_a == a.sum_sq_a);
+                CHECK(c.c_peak == a.c_peak);
+            }
+        }
+    }
+}
