@@ -25,8 +25,12 @@ void TruePeakLimiter::prepare(double fs_hz, int channels, double lookahead_ms, d
     _box = std::max(8, total - delay - hold);
     _latency = delay + _box + hold;
     _window = _box + 2 * hold + 1;
+    // Room for a whole block (process_slow writes up to max_block samples before it reads the
+    // delayed ones) on top of the latency and the interpolator's window.
     uint32_t len = 16;
-    while (len < static_cast<uint32_t>(_latency + TruePeakInterpolator::taps + 1)) len *= 2;
+    while (len <
+           static_cast<uint32_t>(_latency + TruePeakInterpolator::taps + 1) + TruePeakInterpolator::max_block)
+        len *= 2;
     _ring_len = len;
     for (int c = 0; c < max_channels; ++c) _ring[c].assign(2 * static_cast<std::size_t>(len), 0.0f);
     _dq.assign(static_cast<std::size_t>(_window), MinEntry{0, 1.0f});
@@ -133,7 +137,20 @@ void TruePeakLimiter::fast_delay(float* const* io, uint32_t n) noexcept {
 }
 
 void TruePeakLimiter::process_slow(float* const* io, uint32_t n) noexcept {
-    const uint32_t mask = _ring_len - 1;
+    // In blocks that do not wrap the ring: the vectorisable stages (sanitise and store, the true-peak
+    // estimates, the delayed output) run over the whole block; only the gain computation is a
+    // per-sample recursion. Every value is computed exactly as a sample-by-sample run would.
+    const uint32_t len = _ring_len;
+    uint32_t done = 0;
+    while (done < n) {
+        const uint32_t m = std::min({n - done, len - _pos, TruePeakInterpolator::max_block});
+        slow_block(io, done, m);
+        done += m;
+    }
+}
+
+void TruePeakLimiter::slow_block(float* const* io, uint32_t off, uint32_t m) noexcept {
+    constexpr uint32_t max_block = TruePeakInterpolator::max_block;
     const uint32_t len = _ring_len;
     const uint32_t lat = static_cast<uint32_t>(_latency);
     const uint32_t win = static_cast<uint32_t>(_window);
@@ -143,29 +160,36 @@ void TruePeakLimiter::process_slow(float* const* io, uint32_t n) noexcept {
     const float cl = _ceil;
     const double inv_box = 1.0 / static_cast<double>(_box);
     constexpr float inf = std::numeric_limits<float>::infinity();
-    constexpr int back = TruePeakInterpolator::taps - 1;
+    constexpr uint32_t back = TruePeakInterpolator::taps - 1;
+    const uint32_t pos0 = _pos; // pos0 + m <= len: no wrap inside the block
 
-    for (uint32_t i = 0; i < n; ++i) {
-        // 1. Sanitise and store; 2. estimate the true peak of interval m = n - 6 over all channels.
-        float e = 0.0f;
-        bool loud = false;
-        for (int c = 0; c < _channels; ++c) {
-            float* ring = _ring[c].data();
-            const float v = condition(io[c][i]);
-            ring[_pos] = v;
-            ring[_pos + len] = v;
-            loud |= std::fabs(v) * bound > T;
-            const float p = _ip.interval_peak(ring + _pos + len - back);
-            e = p > e ? p : e;
+    // 1. Sanitise and store (both halves of the mirror); 2. the true peak of interval i - 6 over
+    //    all channels, e[i]; the largest |v| * bound of the block decides the quiet run.
+    float e[max_block] = {};
+    int last_loud = -1; // last sample of the block that could reach T
+    for (int c = 0; c < _channels; ++c) {
+        float* ring = _ring[c].data();
+        const float* x = io[c] + off;
+        for (uint32_t i = 0; i < m; ++i) {
+            const float v = condition(x[i]);
+            ring[pos0 + i] = v;
+            ring[pos0 + i + len] = v;
         }
-        _quiet_run = loud ? 0 : _quiet_run + 1;
+        for (uint32_t i = 0; i < m; ++i)
+            if (std::fabs(ring[pos0 + i]) * bound > T) last_loud = std::max(last_loud, static_cast<int>(i));
+        _ip.block_peaks(ring + pos0 + len - back, m, e);
+    }
+    _quiet_run = last_loud < 0 ? _quiet_run + m : m - 1 - static_cast<uint32_t>(last_loud);
 
+    // 3.-6. Per sample: required gain, sliding minimum, release, box average.
+    float gains[max_block];
+    for (uint32_t i = 0; i < m; ++i) {
         // 3. Required gain for this interval. NaN or Inf (overflow of huge floats) -> silence.
         float greq = 1.0f;
-        if (!(e <= T)) greq = (e < inf) ? T / e : 0.0f;
+        if (!(e[i] <= T)) greq = (e[i] < inf) ? T / e[i] : 0.0f;
 
         // 4. Sliding minimum over the last W values (monotonic deque; 1.0 is never stored).
-        const uint64_t idx = _n;
+        const uint64_t idx = _n + i;
         if (_dq_size != 0 && _dq[_dq_head].idx + win <= idx) {
             _dq_head = _dq_head + 1 == win ? 0 : _dq_head + 1;
             --_dq_size;
@@ -184,15 +208,15 @@ void TruePeakLimiter::process_slow(float* const* io, uint32_t n) noexcept {
             _dq[slot] = MinEntry{idx, greq};
             ++_dq_size;
         }
-        const double m = _dq_size != 0 ? static_cast<double>(_dq[_dq_head].v) : 1.0;
+        const double mn = _dq_size != 0 ? static_cast<double>(_dq[_dq_head].v) : 1.0;
 
         // 5. Release: attack is instant (r <= m always), recovery is a one-pole towards m.
-        if (m <= _r) {
-            _r = m;
+        if (mn <= _r) {
+            _r = mn;
         } else {
-            _r += _a_rel * (m - _r);
-            if (_r > m) _r = m;
-            if (m == 1.0 && _r > 1.0 - 1e-6) _r = 1.0;
+            _r += _a_rel * (mn - _r);
+            if (_r > mn) _r = mn;
+            if (mn == 1.0 && _r > 1.0 - 1e-6) _r = 1.0;
         }
 
         // 6. Box average of the last L release outputs (stored as float, rounded down so that
@@ -213,22 +237,30 @@ void TruePeakLimiter::process_slow(float* const* io, uint32_t n) noexcept {
             g = static_cast<float>(_box_sum * inv_box);
             if (g > 1.0f) g = 1.0f;
         }
-        _g = g;
-
-        // 7. Delayed sample times gain, then the final clamp at the ceiling.
-        for (int c = 0; c < _channels; ++c) {
-            const float y = _ring[c][_pos + len - lat] * g;
-            const float yc = std::clamp(y, -cl, cl);
-            _stats.clamped_samples += yc != y;
-            io[c][i] = yc;
-        }
+        gains[i] = g;
         if (g < 1.0f) {
             ++_stats.active_samples;
             if (g < _stats.min_gain) _stats.min_gain = g;
         }
-        _pos = (_pos + 1) & mask;
-        ++_n;
     }
+    _g = gains[m - 1];
+
+    // 7. Delayed sample times gain, then the final clamp at the ceiling. (The delayed samples were
+    //    written at least `lat` samples before: the ring holds lat + max_block + window.)
+    for (int c = 0; c < _channels; ++c) {
+        const float* d = _ring[c].data() + pos0 + len - lat;
+        float* y = io[c] + off;
+        uint32_t clamped = 0;
+        for (uint32_t i = 0; i < m; ++i) {
+            const float v = d[i] * gains[i];
+            const float vc = std::clamp(v, -cl, cl);
+            clamped += vc != v;
+            y[i] = vc;
+        }
+        _stats.clamped_samples += clamped;
+    }
+    _pos = (pos0 + m) & (len - 1);
+    _n += m;
 }
 
 } // namespace earshot::dsp

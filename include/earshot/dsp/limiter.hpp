@@ -72,6 +72,7 @@ private:
     };
 
     void process_slow(float* const* io, uint32_t n) noexcept;
+    void slow_block(float* const* io, uint32_t off, uint32_t m) noexcept;
     void fast_delay(float* const* io, uint32_t n) noexcept;
 
     TruePeakInterpolator _ip;

@@ -42,6 +42,13 @@ public:
         return p;
     }
 
+    /// interval_peak() of m consecutive windows, max-accumulated into e: for i < m,
+    /// e[i] = max(e[i], interval_peak(base + i)). Reads base[0 .. m + taps - 1). Vectorised over
+    /// the windows (AVX2 where the CPU has it), with interval_peak()'s arithmetic in the same
+    /// order, so each value is bit-identical to it. m <= max_block. [RT-safe]
+    static constexpr uint32_t max_block = 64;
+    void block_peaks(const float* base, uint32_t m, float* e) const noexcept;
+
     /// Interpolated value at m + p/4 (p = 1..3) for the window w (as above). [RT-safe]
     float interpolate(const float* w, int p) const noexcept;
     /// max over phases of sum |c|: |interpolated| <= bound * max |x| for any x.
