@@ -287,3 +287,22 @@ TEST_CASE("limiter: copy_state_from continues the stream exactly", "[dsp][limite
     c.process(ko, 4800);
     for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(x[i] == y[i]);
 }
+
+TEST_CASE("true peak: block_peaks equals interval_peak window by window", "[dsp][limiter]") {
+    earshot::dsp::TruePeakInterpolator ip;
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+    std::vector<float> x(64 + 12);
+    for (int trial = 0; trial < 200; ++trial) {
+        for (float& v : x) v = u(rng) * (trial % 3 == 0 ? 1e-3f : 1.0f);
+        for (uint32_t m : {1u, 3u, 4u, 7u, 8u, 9u, 31u, 64u}) {
+            std::vector<float> e(64), prior(64);
+            for (uint32_t i = 0; i < 64; ++i) e[i] = prior[i] = (i % 5 == 0) ? 1.5f : 0.0f; // max-accumulate
+            ip.block_peaks(x.data(), m, e.data());
+            for (uint32_t i = 0; i < 64; ++i) {
+                const float want = i < m ? std::max(prior[i], ip.interval_peak(x.data() + i)) : prior[i];
+                REQUIRE(e[i] == want); // bit for bit
+            }
+        }
+    }
+}
