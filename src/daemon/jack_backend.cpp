@@ -3,6 +3,7 @@
 
 #include "earshot/daemon/log.hpp"
 
+#include <boost/lockfree/queue.hpp>
 #include <boost/lockfree/spsc_queue.hpp>
 #include <jack/jack.h>
 
@@ -15,7 +16,6 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <set>
 
 namespace earshot::daemon {
 
@@ -34,6 +34,19 @@ struct Port {
     PortSpec spec;
 };
 
+bool rules_match(const std::vector<config::ConnectRule>& rules, const std::string& port) {
+    for (const config::ConnectRule& r : rules)
+        if (config::connect_matches(r, port)) return true;
+    return false;
+}
+
+bool same_rules(const std::vector<config::ConnectRule>& a, const std::vector<config::ConnectRule>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (a[i].pattern != b[i].pattern || a[i].is_regex != b[i].is_regex) return false;
+    return true;
+}
+
 } // namespace
 
 struct JackBackend::Impl {
@@ -41,10 +54,10 @@ struct JackBackend::Impl {
     bool active = false;
     std::string name;
 
-    // Control-side port table (the latency callback reads it under `mu`).
+    // Control-side port table (the latency callback reads it under `mu`; the control thread takes
+    // `mu` only to read or swap the table, never across a JACK call).
     mutable std::mutex mu;
     std::map<std::string, Port> ports;
-    std::set<std::string> known_ports; // the server's ports at the last diff
     // Connections that failed (e.g. the other client was not active yet), retried a few times.
     struct Pending {
         std::string src, dst;
@@ -63,6 +76,10 @@ struct JackBackend::Impl {
     std::atomic<bool> shutdown{false};
     char shutdown_reason[256] = {};
     std::atomic<bool> ports_changed{false};
+    // Ports registered on the server (JACK's notification thread -> control): every registration
+    // is an event, so a port that disappears and comes back between two ticks is not missed.
+    boost::lockfree::queue<jack_port_id_t, boost::lockfree::capacity<1024>> registered;
+    std::atomic<bool> registered_overflow{false}; // then every port is looked at again
     std::atomic<bool> rate_changed{false};
     std::atomic<uint32_t> rate{0};
     std::atomic<bool> buffer_changed{false};
@@ -89,6 +106,7 @@ struct JackBackend::Impl {
 
     std::vector<std::string> server_ports(unsigned long flags) const;
     void apply_rules(const Port& ours, const std::vector<std::string>& candidates);
+    void drop_stale_connections(const Port& ours, const std::vector<config::ConnectRule>& old_rules);
 };
 
 int JackBackend::Impl::process(jack_nframes_t n, void* arg) noexcept {
@@ -149,8 +167,11 @@ void JackBackend::Impl::on_freewheel(int starting, void* arg) noexcept {
     static_cast<Impl*>(arg)->freewheel.store(starting != 0, std::memory_order_release);
 }
 
-void JackBackend::Impl::on_port_registration(jack_port_id_t, int, void* arg) noexcept {
-    static_cast<Impl*>(arg)->ports_changed.store(true, std::memory_order_release);
+void JackBackend::Impl::on_port_registration(jack_port_id_t id, int registered_now, void* arg) noexcept {
+    Impl& s = *static_cast<Impl*>(arg);
+    if (!registered_now) return; // a port that goes takes its connections with it
+    if (!s.registered.bounded_push(id)) s.registered_overflow.store(true, std::memory_order_release);
+    s.ports_changed.store(true, std::memory_order_release);
 }
 
 void JackBackend::Impl::on_latency(jack_latency_callback_mode_t mode, void* arg) noexcept {
@@ -214,19 +235,75 @@ void JackBackend::Impl::apply_rules(const Port& ours, const std::vector<std::str
     }
 }
 
+// A reload changed a port's rules: the connections its old rules made (the other end matches an
+// old rule) and the new ones do not want go. Connections made by hand (matching no old rule) stay.
+void JackBackend::Impl::drop_stale_connections(const Port& ours,
+                                               const std::vector<config::ConnectRule>& old_rules) {
+    if (!client || old_rules.empty()) return;
+    const char** conns = jack_port_get_all_connections(client, ours.port);
+    if (!conns) return;
+    std::vector<std::string> others;
+    for (const char** c = conns; *c; ++c) others.emplace_back(*c);
+    jack_free(static_cast<void*>(conns));
+    const std::string own = jack_port_name(ours.port);
+    for (const std::string& o : others) {
+        if (!rules_match(old_rules, o) || rules_match(ours.spec.connect, o)) continue;
+        const std::string& src = ours.spec.input ? o : own;
+        const std::string& dst = ours.spec.input ? own : o;
+        if (jack_disconnect(client, src.c_str(), dst.c_str()) == 0)
+            log::info("disconnected %s -> %s (the reloaded connect rules no longer name it)", src.c_str(),
+                      dst.c_str());
+    }
+}
+
 namespace {
 // libjack's own messages (server gone, cannot connect, ...) go through the daemon's rate-limited
-// log instead of raw stderr lines.
+// log instead of raw stderr lines. libjack calls these on whatever thread met the error, JACK's
+// own threads included, which must not log (ARCHITECTURE.md): there the line is copied into a
+// fixed-size lock-free queue (no allocation, no system call) that the control loop prints.
+struct LibjackLine {
+    bool error;
+    char text[247];
+};
+boost::lockfree::queue<LibjackLine, boost::lockfree::capacity<64>> g_lines; // JACK threads -> control
+std::atomic<uint64_t> g_lines_dropped{0};
+pthread_t g_control_thread{};
+
+void print_line(bool error, const char* msg) {
+    if (error)
+        log::info_limited("libjack", "libjack: %s", msg);
+    else
+        log::debug("libjack: %s", msg);
+}
+void libjack_line(bool error, const char* msg) {
+    if (pthread_equal(pthread_self(), g_control_thread)) {
+        print_line(error, msg);
+        return;
+    }
+    LibjackLine l{};
+    l.error = error;
+    std::strncpy(l.text, msg ? msg : "", sizeof l.text - 1);
+    if (!g_lines.bounded_push(l)) g_lines_dropped.fetch_add(1, std::memory_order_relaxed);
+}
 void jack_error_line(const char* msg) {
-    log::info_limited("libjack", "libjack: %s", msg);
+    libjack_line(true, msg);
 }
 void jack_info_line(const char* msg) {
-    log::debug("libjack: %s", msg);
+    libjack_line(false, msg);
 }
 } // namespace
 
+void JackBackend::log_deferred() {
+    LibjackLine l;
+    while (g_lines.pop(l)) print_line(l.error, l.text);
+    if (const uint64_t n = g_lines_dropped.exchange(0, std::memory_order_relaxed))
+        log::info_limited("libjack", "libjack: %llu more messages from JACK's threads dropped",
+                          static_cast<unsigned long long>(n));
+}
+
 JackBackend::JackBackend() : _p(std::make_unique<Impl>()) {
     static const bool once = [] {
+        g_control_thread = pthread_self();
         jack_set_error_function(&jack_error_line);
         jack_set_info_function(&jack_info_line);
         return true;
@@ -294,14 +371,6 @@ bool JackBackend::activate(std::string& err) {
         return false;
     }
     s.active = true;
-    {
-        std::lock_guard<std::mutex> g(s.mu);
-        const auto out = s.server_ports(JackPortIsOutput);
-        const auto in = s.server_ports(JackPortIsInput);
-        s.known_ports.clear();
-        s.known_ports.insert(out.begin(), out.end());
-        s.known_ports.insert(in.begin(), in.end());
-    }
     jack_recompute_total_latencies(s.client);
     return true;
 }
@@ -316,8 +385,11 @@ void JackBackend::close() {
     {
         std::lock_guard<std::mutex> g(s.mu);
         s.ports.clear();
-        s.known_ports.clear();
     }
+    jack_port_id_t id;
+    while (s.registered.pop(id)) {
+    }
+    s.registered_overflow.store(false);
     s.pending.clear();
     s.doomed.clear();
     s.route.store(nullptr);
@@ -373,6 +445,7 @@ bool JackBackend::set_ports(const std::vector<PortSpec>& specs, engine::Engine* 
     auto route = std::make_unique<Route>();
     route->eng = eng;
     std::vector<jack_port_t*> removed;
+    std::vector<std::pair<std::string, std::vector<config::ConnectRule>>> changed; // name, old rules
     {
         std::lock_guard<std::mutex> g(s.mu);
         std::map<std::string, Port> next;
@@ -384,6 +457,8 @@ bool JackBackend::set_ports(const std::vector<PortSpec>& specs, engine::Engine* 
                 fresh.push_back(ps.name);
             } else if (auto o = s.ports.find(ps.name); o != s.ports.end()) {
                 p.port = o->second.port;
+                if (!same_rules(o->second.spec.connect, ps.connect))
+                    changed.emplace_back(ps.name, o->second.spec.connect);
             } else {
                 continue; // registration failed
             }
@@ -412,6 +487,16 @@ bool JackBackend::set_ports(const std::vector<PortSpec>& specs, engine::Engine* 
                 std::lock_guard<std::mutex> g(s.mu);
                 copy = s.ports[n];
             }
+            s.apply_rules(copy, copy.spec.input ? out : in);
+        }
+        // Ports whose rules a reload changed: the new rules apply to what is there now.
+        for (const auto& [n, old_rules] : changed) {
+            Port copy;
+            {
+                std::lock_guard<std::mutex> g(s.mu);
+                copy = s.ports[n];
+            }
+            s.drop_stale_connections(copy, old_rules);
             s.apply_rules(copy, copy.spec.input ? out : in);
         }
         jack_recompute_total_latencies(s.client);
@@ -446,9 +531,6 @@ void JackBackend::connect_all() {
     {
         std::lock_guard<std::mutex> g(s.mu);
         for (const auto& [n, p] : s.ports) copy.push_back(p);
-        s.known_ports.clear();
-        s.known_ports.insert(out.begin(), out.end());
-        s.known_ports.insert(in.begin(), in.end());
     }
     for (const Port& p : copy) s.apply_rules(p, p.spec.input ? out : in);
 }
@@ -456,22 +538,33 @@ void JackBackend::connect_all() {
 void JackBackend::connect_new_ports() {
     Impl& s = *_p;
     if (!s.client || !s.active) return;
-    const auto out = s.server_ports(JackPortIsOutput);
-    const auto in = s.server_ports(JackPortIsInput);
+    if (s.registered_overflow.exchange(false, std::memory_order_acq_rel)) {
+        // More registrations than the queue holds: look at every port again.
+        jack_port_id_t id;
+        while (s.registered.pop(id)) {
+        }
+        connect_all();
+        return;
+    }
     std::vector<std::string> new_out, new_in;
+    jack_port_id_t id;
+    while (s.registered.pop(id)) {
+        // By id, not by a diff of name lists: a port that went and came back is a new event. (A
+        // stale name of a port gone meanwhile only fails to connect.)
+        jack_port_t* p = jack_port_by_id(s.client, id);
+        if (!p) continue;
+        const char* type = jack_port_type(p);
+        const char* name = jack_port_name(p);
+        if (!type || !name || !*name || std::strcmp(type, JACK_DEFAULT_AUDIO_TYPE) != 0) continue;
+        auto& list = (jack_port_flags(p) & JackPortIsOutput) ? new_out : new_in;
+        if (std::find(list.begin(), list.end(), name) == list.end()) list.emplace_back(name);
+    }
+    if (new_out.empty() && new_in.empty()) return;
     std::vector<Port> copy;
     {
         std::lock_guard<std::mutex> g(s.mu);
-        for (const std::string& n : out)
-            if (!s.known_ports.count(n)) new_out.push_back(n);
-        for (const std::string& n : in)
-            if (!s.known_ports.count(n)) new_in.push_back(n);
-        s.known_ports.clear();
-        s.known_ports.insert(out.begin(), out.end());
-        s.known_ports.insert(in.begin(), in.end());
         for (const auto& [n, p] : s.ports) copy.push_back(p);
     }
-    if (new_out.empty() && new_in.empty()) return;
     for (const Port& p : copy) s.apply_rules(p, p.spec.input ? new_out : new_in);
 }
 

@@ -8,8 +8,10 @@
 // reconnect), without a lock on the RT thread.
 //
 // JACK's other callbacks (shutdown, xrun, sample rate, buffer size, freewheel, port registration)
-// only set atomics; the daemon's control loop reads them with the take_*() calls. The latency
-// callback reports each output's own limiter look-ahead on top of the latency of what feeds it.
+// only set atomics or push onto fixed-size lock-free queues; the daemon's control loop reads them
+// with the take_*() calls. The latency callback reports each output's own limiter look-ahead on
+// top of the latency of what feeds it. libjack's messages from JACK's threads are queued too and
+// printed by log_deferred() on the control thread.
 //
 // Thread contract: every method is [control] except where marked; callbacks run on JACK's threads.
 //
@@ -75,11 +77,14 @@ public:
     /// Makes `specs` the set of earshot's ports and `eng` the engine the RT thread runs: registers
     /// new ports, publishes the new route, and unregisters ports no longer listed once the RT thread
     /// has moved on (reap()). A port whose registration fails is reported in `err` (false) but the
-    /// others are still used. New ports get their connect rules applied if the client is active.
+    /// others are still used. If the client is active, new ports get their connect rules applied,
+    /// and a port whose rules changed gets the new ones: it is connected to what they match now,
+    /// and disconnected from what only its old rules matched (hand-made connections stay).
     bool set_ports(const std::vector<PortSpec>& specs, engine::Engine* eng, std::string& err);
     /// Connects every port by its rules to every matching existing port (start-up, reconnect).
     void connect_all();
-    /// Diffs the server's ports against the last known set and applies the rules to new ones.
+    /// Applies the rules to the ports registered on the server since the last call (from the
+    /// registration callback's events, so none is missed however fast it comes and goes).
     void connect_new_ports();
     /// Retries connections that failed (the other client was not active yet); call a few times a
     /// second. Gives up on one after max_connect_tries.
@@ -105,6 +110,8 @@ public:
     RtInfo rt_info() const;
     /// Full names of the ports connected to one of ours ("" port name = none).
     std::vector<std::string> connections(const std::string& short_name) const;
+    /// Prints libjack's messages that JACK's threads queued. [control]
+    static void log_deferred();
 
 private:
     struct Impl;
