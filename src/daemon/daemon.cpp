@@ -18,15 +18,19 @@
 #include "earshot/midi/mapping.hpp"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,9 +40,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <future>
 #include <map>
+#include <memory>
 #include <optional>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -139,6 +148,39 @@ int musician_latency(const config::Musician& m, double fs) {
     return probe.latency_frames();
 }
 
+sigset_t handled_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    return set;
+}
+
+bool group_exists(const std::string& name) {
+    std::vector<char> buf(16384);
+    group g{};
+    group* res = nullptr;
+    while (getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &res) == ERANGE && buf.size() < (1u << 20))
+        buf.resize(buf.size() * 2);
+    return res != nullptr;
+}
+
+// Where `key: value` is written in the config file (1-based line and column of the value), for
+// errors about values the loader accepted but this machine does not have. Block and flow style;
+// a key inside a comment is skipped. {0, 0} when it cannot be found.
+std::pair<int, int> locate_value(const std::string& file, const std::string& key, const std::string& value) {
+    std::ifstream f(file);
+    const std::regex re("(^|[\\s{,])" + key + "\\s*:\\s*(([\"']?)" + value + "\\3)(?=$|[\\s,}#])");
+    std::string line;
+    for (int n = 1; std::getline(f, line); ++n) {
+        const std::string code = line.substr(0, line.find('#'));
+        std::smatch m;
+        if (std::regex_search(code, m, re)) return {n, static_cast<int>(m.position(2)) + 1};
+    }
+    return {0, 0};
+}
+
 struct Meter {
     float peak[2] = {0, 0};
     float limiter_gain = 1;
@@ -159,15 +201,23 @@ struct Daemon::Impl final : ControlHandler {
     config::Config eff; // cfg with the live mix
     DoseKeeper keeper;
 
-    std::unique_ptr<JackBackend> jack;
+    // The engines before the backend: members are destroyed in reverse order, so the JACK client
+    // (and with it the RT thread that runs them) goes first (and ~Impl() closes it explicitly).
     std::unique_ptr<engine::Engine> eng;
-    std::vector<std::unique_ptr<engine::Engine>> old_engines; // waiting for the RT thread to let go
+    struct OldEngine { // replaced by a sample-rate change, waiting for the RT thread to let go
+        std::unique_ptr<engine::Engine> e;
+        std::vector<FreewheelEdge> fw_edges; // of that engine's sample clock
+    };
+    std::vector<OldEngine> old_engines;
+    std::unique_ptr<JackBackend> jack;
 
     enum class State { waiting, connected } state = State::waiting;
     Clock::time_point next_retry = Clock::now();
     double backoff_s = 0;
+    uint64_t attempts = 0; // failed connection attempts since the server went away (or since start)
     std::string last_connect_error;
-    bool ready_sent = false;
+    bool ready_sent = false;  // READY=1 went out (first connection)
+    bool reload_open = false; // RELOADING=1 went out, its READY=1 not yet
 
     std::vector<PortSpec> lingering; // removed ports, kept while their outputs fade out
     Clock::time_point lingering_until{};
@@ -202,7 +252,10 @@ struct Daemon::Impl final : ControlHandler {
     std::map<std::string, std::string> scene_of; // last scene recalled per musician
 
     boost::asio::io_context io;
-    boost::asio::signal_set signals{io, SIGTERM, SIGINT, SIGHUP};
+    // SIGTERM, SIGINT and SIGHUP are blocked in every thread (main() blocks them before any thread
+    // exists, so JACK's and RtMidi's threads inherit the mask) and read here, on the control
+    // thread, from a signalfd: no signal handler ever runs on the RT thread.
+    boost::asio::posix::stream_descriptor sigfd{io};
     boost::asio::steady_timer timer{io};
     ControlServer control{io, *this, EARSHOT_VERSION_STRING};
 
@@ -274,7 +327,19 @@ struct Daemon::Impl final : ControlHandler {
     void warn_event(const std::string& id, Protect& p, const std::string& kind, const std::string& message,
                     double threshold, double value);
 
-    Impl(Options o, config::Config c) : opt(std::move(o)), cfg(std::move(c)), keeper(opt.state_dir) {}
+    Impl(Options o, config::Config c) : opt(std::move(o)), cfg(std::move(c)), keeper(opt.state_dir) {
+        if (!opt.client_name.empty()) cfg.jack.client_name = opt.client_name;
+        const sigset_t set = handled_signals();
+        pthread_sigmask(SIG_BLOCK, &set, nullptr);
+        const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (fd < 0) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+        sigfd.assign(fd);
+    }
+    ~Impl() override {
+        // Leave JACK before anything the RT thread uses is destroyed (also when an exception
+        // ends io.run()).
+        close_jack();
+    }
 
     // --- the mix the engine runs: live mix + dim/panic + MIDI layers ----------------------------
     const Layer* layer_of(const std::string& id) const {
@@ -383,7 +448,12 @@ struct Daemon::Impl final : ControlHandler {
     void on_tick();
     void reload() { reload_config(); }
     void shutdown();
-    void fade_out_and_close();
+    void fade_out();
+    bool close_jack();
+    void leave_jack();
+    void drain_old_engines(bool flush);
+    void finish_reload();
+    void check_lookahead_changes();
     void write_status();
     json::value scene_snapshot() const;
     json::object load_scenes(std::string& err) const;
@@ -391,8 +461,10 @@ struct Daemon::Impl final : ControlHandler {
     std::string summary() const;
     void watchdog();
     void save_mix();
+    Clock::time_point last_mix_save{};
     void arm_timer();
     void arm_signals();
+    void on_signal(int sig);
 };
 
 std::vector<PortSpec> Daemon::Impl::port_specs() const {
@@ -407,7 +479,10 @@ std::vector<PortSpec> Daemon::Impl::port_specs() const {
         out.push_back(std::move(p));
     }
     for (const config::Musician& m : eff.musicians) {
-        const int lat = musician_latency(m, fs);
+        // What the strip's limiter really delays by: a reload that changes lookahead_ms keeps the
+        // running delay line (ARCHITECTURE.md), so the new config's figure would be wrong.
+        const int running = eng->latency_frames(m.id);
+        const int lat = running >= 0 ? running : musician_latency(m, fs);
         for (int c = 0; c < m.channels(); ++c) {
             PortSpec p;
             p.name = m.channels() == 1 ? m.id : m.id + (c == 0 ? "_L" : "_R");
@@ -484,9 +559,14 @@ bool Daemon::Impl::start_session() {
                   "LimitRTPRIO in the unit, or the audio group's rtprio limit)");
     else
         log::info("the JACK server runs without real-time scheduling; so does the process thread");
-    if (!ready_sent) {
+    attempts = 0;
+    // READY=1 once: at the first connection (systemd then sees the service up), or to close a
+    // RELOADING=1 whose reload re-joined JACK (a new client name). A reconnect after the server
+    // went away only updates STATUS=: for systemd the service was up all along.
+    if (!ready_sent || reload_open) {
         notify::ready(summary());
         ready_sent = true;
+        reload_open = false;
     } else {
         notify::status(summary());
     }
@@ -532,15 +612,10 @@ bool Daemon::Impl::heard(uint64_t start_sample) {
 
 void Daemon::Impl::end_session(const std::string& why) {
     log::warn("%s; earshotd keeps the dose and waits for the JACK server", why.c_str());
-    if (jack) jack->close(); // the process thread is gone after this
-    hub.drop_jack();         // RtMidi's JACK clients died with the server
-    if (eng) {
-        eng->flush_dose(); // no RT thread runs it any more
-        drain(*eng, true);
-    }
+    leave_jack();    // the process thread is gone after this (or abandoned with the client)
+    hub.drop_jack(); // RtMidi's JACK clients died with the server
     jack.reset();
     eng.reset();
-    old_engines.clear();
     state = State::waiting;
     backoff_s = opt.retry_min_s;
     next_retry =
@@ -553,7 +628,9 @@ void Daemon::Impl::replace_engine(uint32_t rate) {
     drain(*eng, true);
     auto next = std::make_unique<engine::Engine>(double(rate), std::max<uint32_t>(jack->buffer_size(), 64));
     next->apply_config(engine_cfg(), engine::StartMode::fade_in);
-    old_engines.push_back(std::move(eng));
+    // The old engine keeps its open second and its freewheel edges until the RT thread has let
+    // go of it (drain_old_engines): then that second is flushed into the dose, not lost.
+    old_engines.push_back(OldEngine{std::move(eng), std::move(fw_edges)});
     eng = std::move(next);
     keeper.bind(*eng);
     fw_edges.clear();
@@ -561,12 +638,31 @@ void Daemon::Impl::replace_engine(uint32_t rate) {
     publish_ports();
 }
 
+void Daemon::Impl::finish_reload() {
+    // READY=1 closes the RELOADING=1 only while the client is connected; a reload that left JACK
+    // (a new client name) gets its READY=1 when it has joined again (start_session).
+    if (reload_open && state == State::connected) {
+        notify::ready(summary());
+        reload_open = false;
+    } else {
+        notify::status(summary());
+    }
+}
+
 std::vector<std::string> Daemon::Impl::reload_config() {
-    notify::reloading();
+    // RELOADING=1 only where systemd sees a running service that is connected; before the first
+    // connection the service is still starting, and READY=1 must wait for JACK (docs/daemon.md).
+    if (ready_sent && state == State::connected && !reload_open) {
+        notify::reloading();
+        reload_open = true;
+    }
     log::notice("reloading %s", opt.config_path.c_str());
     config::Config next;
     try {
         next = config::load_file(opt.config_path);
+        if (!opt.client_name.empty()) next.jack.client_name = opt.client_name;
+        std::vector<config::ConfigError> host = check_host(next);
+        if (!host.empty()) throw config::ConfigErrors(std::move(host));
     } catch (const config::ConfigErrors& e) {
         std::vector<std::string> errs;
         for (const auto& err : e.errors()) {
@@ -575,7 +671,7 @@ std::vector<std::string> Daemon::Impl::reload_config() {
         }
         log::error("reload rejected (%zu error%s); the running config stays", e.errors().size(),
                    e.errors().size() == 1 ? "" : "s");
-        notify::ready(summary());
+        finish_reload();
         return errs;
     }
     const bool rename = next.jack.client_name != cfg.jack.client_name;
@@ -594,7 +690,7 @@ std::vector<std::string> Daemon::Impl::reload_config() {
         if (rename) {
             log::notice("jack.client_name changed to '%s': re-joining JACK under the new name",
                         eff.jack.client_name.c_str());
-            fade_out_and_close();
+            fade_out();
             end_session("client renamed");
             next_retry = Clock::now();
         } else {
@@ -629,15 +725,28 @@ std::vector<std::string> Daemon::Impl::reload_config() {
                     eng->set_master(
                         id, engine_master(id, eff.musicians[static_cast<std::size_t>(i)].mix.master_db), up);
             }
+            check_lookahead_changes();
         }
     }
     log::notice("config reloaded: %zu inputs, %zu musicians", cfg.inputs.size(), cfg.musicians.size());
-    notify::ready(summary());
+    finish_reload();
     return {};
+}
+
+void Daemon::Impl::check_lookahead_changes() {
+    for (const config::Musician& m : eff.musicians) {
+        const int running = eng->latency_frames(m.id);
+        const int wanted = musician_latency(m, eng->sample_rate());
+        if (running >= 0 && running != wanted)
+            log::notice("%s: lookahead_ms %.2f (%d frames) takes effect at the next restart; the running "
+                        "limiter keeps %d frames, and JACK is told so",
+                        m.id.c_str(), m.protection.lookahead_ms, wanted, running);
+    }
 }
 
 void Daemon::Impl::save_mix() {
     if (!mix.dirty()) return;
+    last_mix_save = Clock::now();
     std::string err;
     if (!mix.save(opt.state_dir + "/mix.json", err))
         log::error_limited("mix-state", "mix state: %s", err.c_str());
@@ -667,6 +776,11 @@ boost::json::value Daemon::Impl::status_json() {
     json::object j;
     j["server"] = server_name();
     j["state"] = state == State::connected ? "connected" : "waiting";
+    if (state == State::waiting) {
+        j["attempts"] = attempts;
+        j["retry_in_s"] =
+            num(std::max(0.0, std::chrono::duration<double>(next_retry - Clock::now()).count()), 1);
+    }
     if (state == State::connected && jack && eng) {
         j["client"] = jack->client_name();
         j["sample_rate"] = jack->sample_rate();
@@ -1878,11 +1992,15 @@ void Daemon::Impl::watchdog() {
 void Daemon::Impl::on_tick() {
     if (stopping) return;
     const auto now = Clock::now();
+    JackBackend::log_deferred(); // libjack's messages from JACK's threads
     if (state == State::waiting && now >= next_retry) {
         if (!start_session()) {
             backoff_s = backoff_s <= 0 ? opt.retry_min_s : std::min(backoff_s * 2.0, opt.retry_max_s);
             next_retry =
                 now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(backoff_s));
+            ++attempts;
+            log::debug("JACK: attempt %llu failed (%s); next in %.1f s",
+                       static_cast<unsigned long long>(attempts), last_connect_error.c_str(), backoff_s);
             notify::status("waiting for JACK server '" + server_name() + "'");
         }
     }
@@ -1906,10 +2024,7 @@ void Daemon::Impl::on_tick() {
             eng->poll();
             drain(*eng, true);
             jack->reap();
-            if (jack->route_is_live()) {
-                for (auto& old : old_engines) old->flush_dose();
-                old_engines.clear();
-            }
+            if (jack->route_is_live()) drain_old_engines(true);
             if (!lingering.empty() && now >= lingering_until) {
                 lingering.clear();
                 publish_ports();
@@ -1952,43 +2067,116 @@ void Daemon::Impl::on_tick() {
         last_summary = now;
         notify::status(summary());
     }
-    if (mix.dirty() && secs_since(mix_changed) >= 1.0) save_mix();
+    // At most once a second, also while moves keep coming (a long fader ride is saved as it goes).
+    if (mix.dirty() && secs_since(last_mix_save) >= 1.0) save_mix();
     watchdog();
 }
 
-void Daemon::Impl::fade_out_and_close() {
+void Daemon::Impl::fade_out() {
     if (state != State::connected || !jack || !eng) return;
-    // No jump at the end either: fade every mix to silence, then leave JACK.
+    // No jump at the end either: fade every mix to silence and let JACK play the fade. At most 1 s,
+    // and no longer than a few periods once the RT cycle stops moving (a frozen server).
     for (const config::Musician& m : eff.musicians)
         eng->set_master(m.id, -std::numeric_limits<double>::infinity());
     const double fs = eng->sample_rate();
     const uint64_t need = static_cast<uint64_t>(eff.mixer.ramp_ms * 1e-3 * fs) + 2 * jack->buffer_size() + 64;
     const uint64_t start = eng->counters().samples.load();
-    const auto deadline = Clock::now() + std::chrono::milliseconds(1000);
+    const auto t0 = Clock::now();
+    const auto deadline = t0 + std::chrono::milliseconds(1000);
+    const auto stall = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(std::max(0.1, 4.0 * jack->buffer_size() / fs)));
+    uint64_t cycles = jack->cycles();
+    auto moved = t0;
     std::string reason;
-    while (eng->counters().samples.load() - start < need && Clock::now() < deadline &&
-           !jack->take_shutdown(reason)) {
+    while (eng->counters().samples.load() - start < need && !jack->take_shutdown(reason)) {
+        const auto now = Clock::now();
+        if (now >= deadline) break;
+        if (jack->cycles() != cycles) {
+            cycles = jack->cycles();
+            moved = now;
+        } else if (now - moved > stall) {
+            log::warn("the JACK process cycle stopped during the fade-out (%.0f ms without a cycle)",
+                      1e3 * secs_since(moved));
+            break;
+        }
         drain(*eng, true);
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    jack->close();
-    eng->flush_dose();
-    drain(*eng, true);
+}
+
+bool Daemon::Impl::close_jack() {
+    if (!jack || !jack->is_open()) return true;
+    // jack_deactivate()/jack_client_close() wait for the server's answer; a frozen server (SIGSTOP,
+    // a hung driver) never gives one. So the close runs on a helper thread, and if it has not
+    // finished in time the client is abandoned: the backend and every engine the RT thread might
+    // still touch are leaked on purpose, never destroyed under a thread that could wake up.
+    auto done = std::make_shared<std::promise<void>>();
+    std::future<void> finished = done->get_future();
+    JackBackend* b = jack.get();
+    std::thread([b, done] {
+        b->close();
+        done->set_value();
+    }).detach();
+    const auto timeout = std::chrono::duration<double>(opt.jack_close_timeout_s);
+    if (finished.wait_for(timeout) == std::future_status::ready) return true;
+    log::error("the JACK server did not answer within %.1f s (frozen?): its client is abandoned, not closed",
+               opt.jack_close_timeout_s);
+    (void)jack.release();
+    (void)eng.release();
+    for (OldEngine& o : old_engines) (void)o.e.release();
+    old_engines.clear();
+    return false;
+}
+
+void Daemon::Impl::leave_jack() {
+    const bool clean = close_jack();
+    // After a clean close no RT thread runs the engines any more: their open second is ours.
+    if (clean && eng) {
+        eng->flush_dose();
+        drain(*eng, true);
+    }
+    drain_old_engines(clean);
+}
+
+void Daemon::Impl::drain_old_engines(bool flush) {
+    // [control] Only when the RT thread no longer runs them (route_is_live(), or JACK closed).
+    for (OldEngine& o : old_engines) {
+        if (!o.e) continue;
+        if (flush) o.e->flush_dose();
+        // Their frames carry their own keys, rate and freewheel edges.
+        std::swap(fw_edges, o.fw_edges);
+        keeper.bind(*o.e);
+        drain(*o.e, true);
+        std::swap(fw_edges, o.fw_edges);
+    }
+    if (!old_engines.empty() && eng) keeper.bind(*eng);
+    old_engines.clear();
 }
 
 void Daemon::Impl::shutdown() {
     stopping = true;
     notify::stopping();
     log::notice("stopping: fading out, flushing the exposure logs");
-    fade_out_and_close();
-    keeper.flush();
+    fade_out();
+    // Everything that does not need the JACK server comes first, so a server that never answers
+    // costs neither the mix nor the dose.
     save_mix();
+    if (eng && jack) drain(*eng, true);
+    keeper.sync();
     ::unlink((opt.runtime_dir + "/status.json").c_str());
     control.close();
+    const bool clean = close_jack();
+    if (clean && eng) {
+        eng->flush_dose(); // the open second
+        drain(*eng, true);
+    }
+    drain_old_engines(clean);
+    keeper.flush(); // the open minute as a row
     timer.cancel();
-    signals.cancel();
+    boost::system::error_code ec;
+    sigfd.cancel(ec);
     io.stop();
-    log::notice("stopped");
+    log::notice(clean ? "stopped" : "stopped (without a clean JACK close: the server did not answer)");
 }
 
 void Daemon::Impl::arm_timer() {
@@ -2004,17 +2192,52 @@ void Daemon::Impl::arm_timer() {
     });
 }
 
-void Daemon::Impl::arm_signals() {
-    signals.async_wait([this](const boost::system::error_code& ec, int sig) {
-        if (ec || stopping) return;
-        if (sig == SIGHUP) {
-            log::notice("SIGHUP");
+void Daemon::Impl::on_signal(int sig) {
+    if (sig == SIGHUP) {
+        log::notice("SIGHUP");
+        try {
             reload();
-            arm_signals();
-        } else {
-            shutdown();
+        } catch (const std::exception& e) {
+            log::error("reload: %s (the running config stays)", e.what());
+            finish_reload();
         }
-    });
+    } else {
+        shutdown();
+    }
+}
+
+void Daemon::Impl::arm_signals() {
+    sigfd.async_wait(boost::asio::posix::descriptor_base::wait_read,
+                     [this](const boost::system::error_code& ec) {
+                         if (ec || stopping) return;
+                         signalfd_siginfo si{};
+                         while (!stopping && ::read(sigfd.native_handle(), &si, sizeof si) ==
+                                                 static_cast<ssize_t>(sizeof si))
+                             on_signal(static_cast<int>(si.ssi_signo));
+                         if (!stopping) arm_signals();
+                     });
+}
+
+void block_signals() {
+    const sigset_t set = handled_signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+std::vector<config::ConfigError> check_host(const config::Config& cfg) {
+    std::vector<config::ConfigError> out;
+    const std::pair<const char*, const std::string*> groups[] = {{"group", &cfg.control.group},
+                                                                 {"read_group", &cfg.control.read_group}};
+    for (const auto& [key, name] : groups) {
+        if (name->empty() || group_exists(*name)) continue;
+        config::ConfigError e;
+        e.file = cfg.source;
+        std::tie(e.line, e.col) = locate_value(cfg.source, key, *name);
+        e.key_path = std::string("control.") + key;
+        e.message = "no group '" + *name + "' on this machine (getent group " + *name +
+                    "; create it, or leave the key out)";
+        out.push_back(std::move(e));
+    }
+    return out;
 }
 
 Daemon::Daemon(Options opts, config::Config cfg)

@@ -183,6 +183,14 @@ void DoseKeeper::flush() {
     }
 }
 
+void DoseKeeper::sync() {
+    try {
+        _log.sync();
+    } catch (const std::exception& e) {
+        log::error("exposure journals: %s", e.what());
+    }
+}
+
 void DoseKeeper::housekeeping(double now_utc) {
     if (_day_start < 0) return;
     const dosimetry::Date today = dosimetry::dose_day(static_cast<std::time_t>(now_utc), _day_start);

@@ -7,17 +7,20 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <vector>
 
 namespace {
 
 void usage(std::FILE* f) {
     std::fprintf(f, "usage: earshotd [--config FILE] [--state-dir DIR] [--runtime-dir DIR] [--check-config]\n"
-                    "                [--no-mlock] [--debug]\n"
+                    "                [--client-name NAME] [--no-mlock] [--debug]\n"
                     "\n"
                     "The earshot daemon: a JACK client that runs every musician's monitor mix with its\n"
                     "ceiling, meters and dosimeter (docs/daemon.md). Runs in the foreground.\n"
@@ -28,6 +31,7 @@ void usage(std::FILE* f) {
                     "  --runtime-dir DIR  status.json and the control socket (default $RUNTIME_DIRECTORY,\n"
                     "                     else /run/earshot)\n"
                     "  --check-config     validate the config, print every error, exit 0 (valid) or 78\n"
+                    "  --client-name NAME the JACK client name, instead of the config's jack.client_name\n"
                     "  --no-mlock         do not lock memory\n"
                     "  --debug            debug log lines\n"
                     "  --version, --help\n"
@@ -49,6 +53,9 @@ std::string env_dir(const char* var, const char* fallback) {
 
 int main(int argc, char** argv) {
     using namespace earshot;
+    // Before any thread exists (JACK's, RtMidi's): they inherit the mask, and only the control
+    // loop receives SIGTERM/SIGINT/SIGHUP (from a signalfd).
+    daemon::block_signals();
     daemon::Options opt;
     opt.state_dir = env_dir("STATE_DIRECTORY", "/var/lib/earshot");
     opt.runtime_dir = env_dir("RUNTIME_DIRECTORY", "/run/earshot");
@@ -70,6 +77,8 @@ int main(int argc, char** argv) {
             value(opt.runtime_dir);
         else if (a == "--check-config")
             check = true;
+        else if (a == "--client-name")
+            value(opt.client_name);
         else if (a == "--no-mlock")
             opt.lock_memory = false;
         else if (a == "--debug")
@@ -87,9 +96,25 @@ int main(int argc, char** argv) {
         }
     }
 
+    if (!opt.client_name.empty()) {
+        const std::string& n = opt.client_name;
+        const bool ok = n.size() <= 32 && std::all_of(n.begin(), n.end(), [](char c) {
+                            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+                        });
+        if (!ok) {
+            std::fprintf(stderr, "earshotd: --client-name '%s': use [A-Za-z0-9_-], 1 to 32 characters\n",
+                         n.c_str());
+            return daemon::exit_usage;
+        }
+    }
+
     config::Config cfg;
     try {
         cfg = config::load_file(opt.config_path);
+        // What depends on this machine (the control socket's groups) is part of the validation:
+        // --check-config says what the daemon would refuse.
+        std::vector<config::ConfigError> host = daemon::check_host(cfg);
+        if (!host.empty()) throw config::ConfigErrors(std::move(host));
     } catch (const config::ConfigErrors& e) {
         for (const auto& err : e.errors()) {
             if (check)
@@ -106,8 +131,6 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    // Signals are handled by the control loop; JACK's threads, created later, inherit this mask
-    // minus nothing, and Boost.Asio's signal_set catches them in the control thread.
     ::signal(SIGPIPE, SIG_IGN);
     try {
         daemon::Daemon d(opt, std::move(cfg));

@@ -408,6 +408,11 @@ int Engine::strip_index(const std::string& musician) const {
     return -1;
 }
 
+int Engine::latency_frames(const std::string& musician_id) const {
+    const int i = strip_index(musician_id);
+    return i < 0 ? -1 : _ctl->latest->strips[static_cast<std::size_t>(i)].lim.latency_frames();
+}
+
 bool Engine::set_master(const std::string& musician, double gain_db, uint32_t ramp_samples) {
     const int i = strip_index(musician);
     if (i < 0) return false;

@@ -8,17 +8,23 @@
 // and SIGINT fade the mixes out, flush the logs and exit 0.
 //
 // Threads: this control thread; JACK's process thread (Engine::process via JackBackend); JACK's
-// notification thread (callbacks that set atomics). Nothing else.
+// notification thread (callbacks that set atomics); RtMidi's threads (MidiHub); a short-lived
+// helper that closes the JACK client at shutdown (so a frozen server cannot hang the stop).
+// SIGTERM, SIGINT and SIGHUP are blocked in all of them and read by the control thread from a
+// signalfd.
 //
+//   daemon::block_signals();                          // first thing in main(), before any thread
 //   Daemon d(opts, config::load_file(opts.config_path));
 //   return d.run();                                   // exit status
 #pragma once
 
 #include "earshot/config/config.hpp"
+#include "earshot/config/loader.hpp"
 #include "earshot/daemon/mix_state.hpp"
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace earshot::daemon {
 
@@ -29,8 +35,20 @@ struct Options {
     double status_interval_s = 0.25; // status.json refresh
     double retry_min_s = 0.5;        // JACK reconnect back-off: first wait ...
     double retry_max_s = 5.0;        // ... doubling up to this
+    double jack_close_timeout_s = 2; // at shutdown: how long to wait for the server to let the client go
     bool lock_memory = true;         // mlockall when the limits allow it
+    std::string client_name;         // overrides jack.client_name ("" = the config's); --client-name
 };
+
+/// Blocks the signals the daemon handles (SIGTERM, SIGINT, SIGHUP) in the calling thread. Call it
+/// in main() before any thread exists: threads inherit the mask, so none of JACK's or RtMidi's
+/// threads ever runs a signal handler; the control loop reads them from a signalfd.
+void block_signals();
+
+/// What the loader cannot check because it depends on this machine: the control socket's
+/// groups exist. The errors carry file:line:col when the value is found in cfg.source.
+/// [control thread]
+std::vector<config::ConfigError> check_host(const config::Config& cfg);
 
 constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;

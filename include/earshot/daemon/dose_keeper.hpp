@@ -57,6 +57,8 @@ public:
     void add(const engine::DoseFrame& f, bool heard, double now_utc);
     /// Closes every open row into the CSV and syncs the journals (shutdown).
     void flush();
+    /// Syncs the journals only (what was added so far survives a crash; the rows stay open).
+    void sync();
     /// Daily housekeeping (prune at a new dose day); call about once a minute.
     void housekeeping(double now_utc);
 

@@ -114,6 +114,10 @@ public:
     uint32_t max_block() const noexcept { return _max_block; }
     /// Frames of delay from input to output (the limiter's look-ahead; the largest over musicians).
     int latency_frames() const noexcept { return _latency.load(std::memory_order_relaxed); }
+    /// [control] Frames of delay of one musician's outputs in the newest graph: the look-ahead of
+    /// the limiter that actually runs (a running strip keeps its delay line when a reload changes
+    /// lookahead_ms). -1 for an unknown musician.
+    int latency_frames(const std::string& musician_id) const;
     const EngineCounters& counters() const noexcept { return _counters; }
     /// Samples per dose interval (1 s).
     uint32_t dose_interval() const noexcept { return _dose_len; }
