@@ -96,8 +96,9 @@ class Jackd:
 
 
 class Daemon:
-    def __init__(self, rig, exe, config_path, tag, extra_env=None):
+    def __init__(self, rig, exe, config_path, tag, extra_env=None, args=()):
         self.rig, self.exe, self.config = rig, exe, config_path
+        self.args = list(args)
         self.state = os.path.join(rig.tmp, "state")
         self.runtime = os.path.join(rig.tmp, "run")
         self.log = os.path.join(rig.tmp, f"earshotd-{tag}.log")
@@ -111,7 +112,8 @@ class Daemon:
     def start(self):
         self.logf = open(self.log, "a")
         self.p = subprocess.Popen(
-            [self.exe, "--config", self.config, "--state-dir", self.state, "--runtime-dir", self.runtime, "--no-mlock"],
+            [self.exe, "--config", self.config, "--state-dir", self.state, "--runtime-dir", self.runtime, "--no-mlock",
+             *self.args],
             stdout=self.logf, stderr=subprocess.STDOUT, env=self.env)
         return self
 
@@ -171,16 +173,17 @@ class Player:
     """A JACK client that plays a function of the frame time on its outputs and records its inputs.
 
     signal(t0, n) -> array (n,) or (channels, n) for the outputs; inputs are kept as a list of
-    (frame_time, array(channels, n)) blocks while recording.
+    (frame_time, array(channels, n)) blocks while recording. With record_now, recording starts with
+    the client's very first cycle (record(..., keep=True) then returns it from there).
     """
 
-    def __init__(self, rig, name, outs=(), ins=(), midi_outs=()):
+    def __init__(self, rig, name, outs=(), ins=(), midi_outs=(), record_now=False):
         self.client = jack.Client(f"{name}-{rig.server}", no_start_server=True, servername=rig.server)
         self.name = self.client.name
         self.outs = [self.client.outports.register(o) for o in outs]
         self.ins = [self.client.inports.register(i) for i in ins]
         self.gen = None
-        self.recording = False
+        self.recording = bool(record_now and ins)
         self.blocks = queue.Queue()
         self.client.set_process_callback(self._process)
         self.client.activate()
@@ -205,10 +208,11 @@ class Player:
     def port(self, short):
         return f"{self.name}:{short}"
 
-    def record(self, seconds_audio, timeout=60, stop=None):
+    def record(self, seconds_audio, timeout=60, stop=None, keep=False):
         """Records `seconds_audio` of audio (by frame count) and returns (t0, array(channels, n)).
-        With `stop` (a threading.Event), recording also ends once it is set."""
-        while not self.blocks.empty():
+        With `stop` (a threading.Event), recording also ends once it is set. With `keep`, what was
+        recorded before the call (recording already on, e.g. record_now) is the start of it."""
+        while not keep and not self.blocks.empty():
             self.blocks.get_nowait()
         need = int(seconds_audio * self.client.samplerate)
         got, parts, t0 = 0, [], None
@@ -303,13 +307,13 @@ class Rig:
             f.write(text)
         return path
 
-    def start_daemon(self, config_path, extra_env=None):
-        d = Daemon(self, self.exe, config_path, f"{len(self.daemons)}", extra_env).start()
+    def start_daemon(self, config_path, extra_env=None, args=()):
+        d = Daemon(self, self.exe, config_path, f"{len(self.daemons)}", extra_env, args).start()
         self.daemons.append(d)
         return d
 
-    def player(self, name, outs=(), ins=()):
-        p = Player(self, name, outs, ins)
+    def player(self, name, outs=(), ins=(), record_now=False):
+        p = Player(self, name, outs, ins, record_now=record_now)
         self.players.append(p)
         return p
 
@@ -371,6 +375,36 @@ def rms(x):
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
+def periodic_sine(freq, amp, fs=FS):
+    """A sine whose period is a whole number of samples (fs/freq), from one float32 table: the
+    input repeats bit for bit, so an unchanged mix must too."""
+    period = int(round(fs / freq))
+    if abs(fs / period - freq) > 1e-9:
+        raise ValueError("fs/freq must be a whole number of samples")
+    table = (amp * np.sin(2 * np.pi * np.arange(period) / period)).astype(np.float32)
+
+    def gen(t0, n):
+        return table[(np.arange(n) + t0) % period]
+    gen.table, gen.period = table, period
+    return gen
+
+
+def gain_per_sample(y, ref, floor):
+    """The gain y/ref at every sample where |ref| >= floor (away from the zero crossings, where the
+    ratio is noise): (indices, gains)."""
+    ref = np.asarray(ref, dtype=np.float64)
+    idx = np.nonzero(np.abs(ref) >= floor)[0]
+    return idx, np.asarray(y, dtype=np.float64)[idx] / ref[idx]
+
+
+def steepest(idx, g):
+    """The largest gain change per sample between consecutive measured samples (a jump of the
+    whole step within one sample shows as the step itself)."""
+    if len(idx) < 2:
+        return 0.0
+    return float(np.max(np.abs(np.diff(g)) / np.diff(idx)))
+
+
 def envelope(x, block):
     n = len(x) // block
     return np.sqrt(np.mean(np.square(x[: n * block].reshape(n, block), dtype=np.float64), axis=1))
@@ -415,7 +449,7 @@ class NotifyListener:
 
 
 def base_config(server_tag, extra_musicians="", ramp_ms=20, startup_ms=300, inputs_extra="", connect_src=None,
-                drums_gain=0, client=None):
+                drums_gain=0, client=None, drums_lookahead=1.0, bass_lookahead=None):
     """A two-musician config: `drums` (stereo) and `bass` (mono), input `tone` (and `kick`).
 
     Input `tone` auto-connects to the player `src` (a regex), the outputs to the player `sink`
@@ -424,6 +458,7 @@ def base_config(server_tag, extra_musicians="", ramp_ms=20, startup_ms=300, inpu
     src = connect_src or f"/src-{server_tag}:out/"
     sink = f"sink-{server_tag}"
     client = client or f"earshot-{server_tag}"
+    bass_la = "" if bass_lookahead is None else f", lookahead_ms: {bass_lookahead}"
     return f"""version: 1
 jack:
   client_name: {client}
@@ -439,7 +474,7 @@ inputs:
     output: stereo
     calibration: {{ sine_dbfs: -20, db_spl: 94 }}
     connect: ["{sink}:in_L", "{sink}:in_R"]
-    protection: {{ peak_ceiling_db_spl: 110, lookahead_ms: 1.0 }}
+    protection: {{ peak_ceiling_db_spl: 110, lookahead_ms: {drums_lookahead} }}
     mix:
       sends:
         tone: {{ gain_db: {drums_gain} }}
@@ -447,7 +482,7 @@ inputs:
     output: mono
     connect: ["{sink}:in_m"]
     calibration: {{ sine_dbfs: -20, db_spl: 94 }}
-    protection: {{ peak_ceiling_db_spl: 110 }}
+    protection: {{ peak_ceiling_db_spl: 110{bass_la} }}
     mix:
       master_db: -6
       sends:
