@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """sd_notify on a NOTIFY_SOCKET of the test's own (jack-testing.md §7): READY=1 only once the client
-is active and connected (not while earshotd waits for a server), STATUS= lines, WATCHDOG=1 while the
-RT cycle advances (and while it waits for JACK), none while the cycle is stalled, STOPPING=1 at
-SIGTERM; the sender is earshotd's pid (SCM_CREDENTIALS)."""
+is active and connected (not while earshotd waits for a server, not after a SIGHUP while it waits),
+STATUS= lines, RELOADING=1 then READY=1 around a reload while connected (also one that re-joins JACK
+under a new client name), no READY=1 again when it reconnects after the server came back,
+WATCHDOG=1 while the RT cycle advances (and while it waits for JACK), none while the cycle is
+stalled, STOPPING=1 at SIGTERM; the sender is earshotd's pid (SCM_CREDENTIALS)."""
 
 import os
 import signal
@@ -25,6 +27,15 @@ def run(earshotd):
             check(len(n.seen("WATCHDOG=1")) >= 4, f"WATCHDOG=1 while waiting ({len(n.seen('WATCHDOG=1'))} in 1.5 s)")
             check(any("waiting for JACK server" in m[2] for m in n.seen("STATUS=")), "STATUS= says it is waiting")
 
+            # A reload before any server exists: applied, but systemd must not hear READY=1 (the
+            # service would count as started while nothing plays) nor RELOADING=1 (not running yet).
+            d.signal(signal.SIGHUP)
+            wait_for(lambda: "config reloaded" in d.log_text(), 5, "the reload while waiting")
+            time.sleep(0.3)
+            check(not n.seen("READY=1") and not n.seen("RELOADING=1"),
+                  "SIGHUP while waiting for JACK: no READY=1, no RELOADING=1")
+            check(d.status()["jack"]["state"] == "waiting", "and earshotd still waits")
+
             t_jack = time.monotonic() - n.t0
             rig.start_jack()
             wait_for(lambda: n.seen("READY=1"), 10, "READY=1")
@@ -34,6 +45,26 @@ def run(earshotd):
             check(f"{me}:drums_L" in rig.ports(me + ":"), "and the client is active with its ports")
             check(ready[1] == d.p.pid, f"the sender is earshotd (pid {ready[1]})")
             check("STATUS=" in ready[2] and "musicians" in ready[2], f"READY carries a STATUS line: {ready[2]!r}")
+            time.sleep(0.3)
+            check(len(n.seen("READY=1")) == 1, "exactly one READY=1 for the connection")
+
+            # A reload while connected: RELOADING=1, then READY=1 once it is applied.
+            r0 = d.log_text().count("config reloaded")
+            d.signal(signal.SIGHUP)
+            wait_for(lambda: len(n.seen("READY=1")) == 2, 5, "READY=1 after the reload")
+            rl, rd = n.seen("RELOADING=1"), n.seen("READY=1")
+            check(len(rl) == 1 and rl[0][0] <= rd[1][0] and d.log_text().count("config reloaded") > r0,
+                  "SIGHUP while connected: RELOADING=1, then READY=1")
+
+            # A reload that re-joins JACK under a new client name: READY=1 only once joined again.
+            new_name = f"renamed-{rig.server}"
+            rig.write_config(base_config(rig.server, client=new_name))
+            d.signal(signal.SIGHUP)
+            wait_for(lambda: len(n.seen("READY=1")) == 3, 10, "READY=1 after the rename")
+            wait_for(lambda: d.wait_connected(timeout=2)["jack"]["client"] == new_name, 5, "status.json with the new name")
+            check(len(n.seen("RELOADING=1")) == 2 and n.seen("RELOADING=1")[1][0] <= n.seen("READY=1")[2][0],
+                  f"renamed to {new_name}: RELOADING=1, then READY=1 after joining again")
+            me = new_name
 
             w0 = len(n.seen("WATCHDOG=1"))
             time.sleep(1.0)
@@ -51,6 +82,18 @@ def run(earshotd):
             wait_for(lambda: len(n.seen("WATCHDOG=1")) > s1, 5, "pings to resume")
             check(True, "pings resume when the cycle advances again")
             check("has not advanced" in d.log_text(), "the stall is logged")
+
+            # The server goes and comes back: earshotd reconnects; for systemd it was up all along.
+            # (The test's own client leaves first: python-jack can crash when its server vanishes.)
+            if rig.ctl is not None:
+                rig.ctl.close()
+                rig.ctl = None
+            rig.jackd.kill(signal.SIGKILL)
+            wait_for(lambda: (d.status() or {}).get("jack", {}).get("state") == "waiting", 5, "the server gone")
+            rig.start_jack()
+            d.wait_connected(timeout=15)
+            time.sleep(0.3)
+            check(len(n.seen("READY=1")) == 3, "no READY=1 for a reconnect (STATUS= only)")
 
             rc = d.stop()
             check(rc == 0, "SIGTERM: exit 0")
