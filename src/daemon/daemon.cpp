@@ -216,6 +216,7 @@ struct Daemon::Impl final : ControlHandler {
     double backoff_s = 0;
     uint64_t attempts = 0; // failed connection attempts since the server went away (or since start)
     std::string last_connect_error;
+    bool abandoned = false;   // a JACK client was left without a clean close (frozen server)
     bool ready_sent = false;  // READY=1 went out (first connection)
     bool reload_open = false; // RELOADING=1 went out, its READY=1 not yet
 
@@ -2121,6 +2122,7 @@ bool Daemon::Impl::close_jack() {
     if (finished.wait_for(timeout) == std::future_status::ready) return true;
     log::error("the JACK server did not answer within %.1f s (frozen?): its client is abandoned, not closed",
                opt.jack_close_timeout_s);
+    abandoned = true;
     (void)jack.release();
     (void)eng.release();
     for (OldEngine& o : old_engines) (void)o.e.release();
@@ -2280,6 +2282,10 @@ int Daemon::run() {
     s.on_tick(); // first connection attempt right away
     s.io.run();
     return s.exit_code;
+}
+
+bool Daemon::jack_abandoned() const noexcept {
+    return _p->abandoned;
 }
 
 bool Daemon::set_send(const std::string& musician, const std::string& input, const SendValue& v) {

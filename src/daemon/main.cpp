@@ -134,7 +134,13 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     try {
         daemon::Daemon d(opt, std::move(cfg));
-        return d.run();
+        const int rc = d.run();
+        if (d.jack_abandoned()) {
+            // A frozen server: tearing down the rest (RtMidi's JACK clients) would block on it.
+            std::fflush(nullptr);
+            std::_Exit(rc);
+        }
+        return rc;
     } catch (const std::exception& e) {
         daemon::log::error("fatal: %s", e.what());
         return daemon::exit_failure;

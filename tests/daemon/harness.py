@@ -152,6 +152,20 @@ class Daemon:
     def signal(self, sig):
         self.p.send_signal(sig)
 
+    def request(self, obj, timeout=5):
+        """One request on the control socket (docs/control-protocol.md); returns the reply object."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(os.path.join(self.runtime, "control.sock"))
+            f = s.makefile("rwb")
+            json.loads(f.readline())  # the greeting
+            f.write((json.dumps(obj) + "\n").encode())
+            f.flush()
+            while True:
+                r = json.loads(f.readline())
+                if "event" not in r:
+                    return r
+
     def stop(self, timeout=10):
         if not self.alive():
             return self.p.returncode if self.p else None

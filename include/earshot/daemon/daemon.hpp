@@ -65,6 +65,10 @@ public:
 
     /// Runs until SIGTERM/SIGINT. Returns the exit status.
     int run();
+    /// After run(): the JACK server did not answer at shutdown and its client(s) were abandoned.
+    /// Destroying what is left (RtMidi's JACK clients too) would wait for that server again, so
+    /// main() ends the process with _Exit() instead; logs and mix are already written.
+    bool jack_abandoned() const noexcept;
 
     // Live mix changes (the control socket and MIDI drive these). Ramped, persisted.
     bool set_send(const std::string& musician, const std::string& input, const SendValue& v);
