@@ -1,16 +1,49 @@
 #!/usr/bin/python3
 """The JACK server is killed and restarted: earshotd keeps running and keeps the dose, reconnects by
-itself with back-off, its ports and connections come back, audio flows again and the outputs ramp
-up from silence — nothing comes back at full level (issue 4; SPEC §3.2, §3.6)."""
+itself with back-off (0.5, 1, 2, 4, then every 5 s, timed from its debug log), its ports and
+connections come back, audio flows again and the outputs ramp up from silence — recorded from before
+earshotd rejoins, so the very first samples are checked: nothing comes back at full level (issue 4;
+SPEC §3.2, §3.6)."""
 
+import re
 import signal
+import threading
 import time
 
 import numpy as np
 
-from harness import (Rig, base_config, check, db, envelope, main_wrapper, rms, sine, wait_for)
+from harness import (FS, Rig, base_config, check, db, envelope, main_wrapper, rms, sine, wait_for)
 
 AMP = 0.316  # -10 dBFS peak: drums hear 101 dBA per ear (centre pan)
+
+
+class LogWatch:
+    """Stamps each new line of a log file with the (monotonic) time it was first seen."""
+
+    def __init__(self, path):
+        self.path, self.lines, self._stop = path, [], False
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _run(self):
+        pos, part = 0, ""
+        while not self._stop:
+            try:
+                with open(self.path, errors="replace") as f:
+                    f.seek(pos)
+                    data = f.read()
+                    pos = f.tell()
+            except OSError:
+                data = ""
+            part += data
+            *done, part = part.split("\n")
+            now = time.monotonic()
+            self.lines.extend((now, l) for l in done)
+            time.sleep(0.005)
+
+    def stop(self):
+        self._stop = True
+        self.th.join(1)
 
 
 def run(earshotd):
@@ -20,7 +53,8 @@ def run(earshotd):
         rig.start_jack()
         # A long start-up ramp (10 s) makes the fade after the reconnect easy to see.
         cfg = rig.write_config(base_config(rig.server, startup_ms=10000))
-        d = rig.start_daemon(cfg)
+        d = rig.start_daemon(cfg, args=["--debug"])  # --debug: one log line per connection attempt
+        watch = LogWatch(d.log)
         st = d.wait_connected()
         me = st["jack"]["client"]
         src = rig.player("src", outs=["out"])
@@ -43,17 +77,33 @@ def run(earshotd):
         rig.jackd.kill(signal.SIGKILL)
         wait_for(lambda: (d.status() or {}).get("jack", {}).get("state") == "waiting", 5, "earshotd to notice")
         check(d.alive(), "earshotd keeps running without a JACK server")
-        time.sleep(2.5)  # a few back-off retries against no server
+        # Back-off: attempts 0.5 s after the loss, then 1, 2, 4 and 5 s apart (5 attempts, 12.5 s).
+        attempt = re.compile(r"JACK: attempt (\d+) failed .*; next in ([0-9.]+) s")
+
+        def attempts():
+            return [(t, int(m.group(1)), float(m.group(2))) for t, l in watch.lines if (m := attempt.search(l))]
+        wait_for(lambda: len(attempts()) >= 5, 20, "five connection attempts")
+        lost = [t for t, l in watch.lines if "JACK shut earshotd down" in l]
+        a = attempts()
+        times = [lost[0]] + [x[0] for x in a[:5]]
+        gaps = [round(b - c, 2) for b, c in zip(times[1:], times[:-1])]
+        check(all(abs(g - w) < 0.15 for g, w in zip(gaps, [0.5, 1, 2, 4, 5])),
+              f"retries after {gaps} s (0.5, 1, 2, 4, 5 expected)")
+        check([x[2] for x in a[:5]] == [1.0, 2.0, 4.0, 5.0, 5.0], f"announced waits {[x[2] for x in a[:5]]}")
+        st = wait_for(lambda: (d.status() or {}).get("jack", {}).get("attempts", 0) >= 5 and d.status()["jack"], 2,
+                      "status.json to count the attempts")
+        check(st["state"] == "waiting" and st["attempts"] >= 5 and 0 <= st["retry_in_s"] <= 5.0,
+              f"status.json: waiting, {st['attempts']} attempts, next in {st['retry_in_s']} s")
         kept = d.musician("drums")["dose"]
         check(kept["niosh_pct"] >= before["niosh_pct"], "the dose is kept while JACK is away")
         check("retrying" in d.log_text(), "the log says it retries")
 
-        # The server comes back under the same name; clients (re)appear right away.
+        # The server comes back under the same name; clients (re)appear right away. The sink
+        # records from its first cycle, before earshotd rejoins: the fade must start from silence.
         rig.start_jack()
         src = rig.player("src", outs=["out"])
         src.gen = sine(1000.0, AMP)
-        sink = rig.player("sink", ins=["in_L", "in_R", "in_m"])
-        sink.recording = True  # from before earshotd rejoins: the fade must start from silence
+        sink = rig.player("sink", ins=["in_L", "in_R", "in_m"], record_now=True)
         t_back = time.monotonic()
         d.wait_connected(timeout=20)
         check(time.monotonic() - t_back < 8, f"earshotd rejoined within {time.monotonic() - t_back:.1f} s")
@@ -65,11 +115,21 @@ def run(earshotd):
         wait_for(lambda: rig.connections(f"{me}:bass") == [sink.port("in_m")], 5, "bass reconnected")
         check(True, "connections are re-applied by the config's rules")
 
-        # Outputs ramp up from silence: record 2 s in real time from before the rejoin.
-        t0, y = sink.record(2.0)
+        # Outputs ramp up from silence: everything the sink got since its first cycle, until 2 s
+        # past now.
+        t0, y = sink.record(time.monotonic() - t_back + 2.0, keep=True)
         L = y[0]
         steady = AMP * np.sqrt(0.5) / np.sqrt(2)  # RMS at full level
-        env = envelope(L, 480)  # 10 periods of 1 kHz: exact RMS per block
+        peak_full = AMP * np.sqrt(0.5)
+        heard = np.nonzero(np.abs(L) > 0)[0]
+        check(len(heard) > 0 and heard[0] > 0,
+              f"the recording starts before the rejoin ({heard[0] if len(heard) else '-'} silent samples first)")
+        first_ms = np.abs(L[heard[0]:heard[0] + FS // 10])
+        # 10 s from silence: 1 % of full level after 100 ms; the outputs are connected a little
+        # after the engine starts, so allow up to 5 % (-26 dB). A restart at full level is 0 dB.
+        check(float(first_ms.max()) < 0.05 * peak_full,
+              f"the first 100 ms after the rejoin peak at {db(first_ms.max() / peak_full):.1f} dB re full level")
+        env = envelope(L[heard[0]:], 480)  # 10 periods of 1 kHz: exact RMS per block
         on = np.nonzero(env > 1e-6)[0]
         check(len(on) > 0, "audio flows after the reconnect")
         first = env[on[0]]
@@ -80,7 +140,9 @@ def run(earshotd):
         # can dent a block slightly; a dent is not a jump and is allowed up to 1 % of full level.
         check(d_env.max() < 0.02 * steady, f"no jump up during the fade (largest step {d_env.max() / steady:.4f} of full)")
         check(d_env.min() > -0.01 * steady, f"and no dip beyond xrun dents (largest step down {-d_env.min() / steady:.4f})")
-        check(env[-1] < 0.5 * steady, f"2 s into a 10 s fade the level is still {db(env[-1] / steady):.1f} dB down")
+        check(env[-1] < 0.5 * steady and np.max(np.abs(L)) < 0.5 * peak_full,
+              f"{len(env) * 0.01:.1f} s into a 10 s fade the level is still {db(env[-1] / steady):.1f} dB down, "
+              f"and no sample came near full level")
 
         # Fast-forward (freewheel) past the fade: full level again.
         rig.freewheel(True)
@@ -98,6 +160,7 @@ def run(earshotd):
               f"{kept['niosh_pct']:.3f} % -> {after['niosh_pct']:.3f} %")
         check(d.log_text().count("connected to JACK server") == 2, "one join at start, one after the restart")
         rc = d.stop()
+        watch.stop()
         check(rc == 0, "SIGTERM: exit 0")
 
 
