@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""earshotd live: audio through, calibrated levels, sample-exact look-ahead delay, the latency JACK
-reports, auto-connect of clients that appear later, and the ceiling (SPEC §3.1, §3.3) in the live
+"""earshotd live: audio through, calibrated levels, sample-exact look-ahead delay per musician (two
+different look-aheads), the latency JACK reports for each, auto-connect of clients that appear later, and the ceiling (SPEC §3.1, §3.3) in the live
 graph — against a private jackd (dummy backend), in freewheel for the sample-exact parts."""
 
 import numpy as np
@@ -31,7 +31,9 @@ def true_peak_4x(x):
 def run(earshotd):
     with Rig(earshotd) as rig:
         rig.start_jack()
-        cfg = rig.write_config(base_config(rig.server))
+        # Different look-aheads, so a latency that is not per musician shows: drums 1.0 ms (48
+        # frames), bass 0.5 ms (24 frames).
+        cfg = rig.write_config(base_config(rig.server, drums_lookahead=1.0, bass_lookahead=0.5))
         d = rig.start_daemon(cfg)
         st = d.wait_connected()
         me = st["jack"]["client"]
@@ -46,13 +48,14 @@ def run(earshotd):
         wait_for(lambda: rig.connections(f"{me}:bass") == [sink.port("in_m")], 10, "auto-connect of bass")
         check(True, "a regex source rule and exact destination rules connect clients that start later")
 
-        # Latency: the outputs' capture latency is the limiter's look-ahead (1.0 ms = 48 frames)
-        # on top of what feeds them (a python client: 0).
+        # Latency: each output's capture latency is its own limiter's look-ahead on top of what
+        # feeds it (a python client: 0); the input's playback latency is the largest look-ahead.
         check(rig.latency_range(f"{me}:drums_L") == (48, 48), "drums_L reports a capture latency of 48 frames")
-        check(rig.latency_range(f"{me}:bass") == (48, 48), "bass reports a capture latency of 48 frames")
+        check(rig.latency_range(f"{me}:drums_R") == (48, 48), "drums_R too")
+        check(rig.latency_range(f"{me}:bass") == (24, 24), "bass (0.5 ms) reports a capture latency of 24 frames")
         check(rig.latency_range(f"{me}:tone", capture=False) == (48, 48),
-              "the input reports a playback latency of 48 frames")
-        check(st["jack"]["latency_frames"] == 48, "status.json reports latency_frames 48")
+              "the input reports the largest look-ahead (48 frames) as its playback latency")
+        check(st["jack"]["latency_frames"] == 48, "status.json reports latency_frames 48 (the largest)")
 
         # Audio through, in freewheel (sample-exact): a 1 kHz sine at -20 dBFS peak.
         amp = 0.1
@@ -73,6 +76,9 @@ def run(earshotd):
         expect = np.sqrt(0.5) * amp * np.sin(2 * np.pi * 1000.0 * (t - 48) / FS)
         err = float(np.max(np.abs(L - expect)))
         check(err < 1e-5, f"drums_L is the input delayed by exactly 48 frames (max error {err:.2e})")
+        expect_m = 10 ** (-6 / 20) * amp * np.sin(2 * np.pi * 1000.0 * (t - 24) / FS)
+        err = float(np.max(np.abs(M - expect_m)))
+        check(err < 1e-5, f"bass is the input delayed by exactly 24 frames, as reported (max error {err:.2e})")
         # Calibrated level at the ear, from the daemon's own meters (status.json, A-weighted 1 s).
         def level_ok():
             m = d.musician("drums")
