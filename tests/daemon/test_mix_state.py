@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """The live mix survives a restart (issue 4): <state-dir>/mix.json is restored at start-up, ramped
-from silence; where the config changed a value since it was saved, the config wins; a corrupt file is
-reported and ignored (the config's mix is used)."""
+from silence (recorded from before earshotd starts, so wall-clock timing cannot hide a missing
+fade); where the config changed a value since it was saved, the config wins; a corrupt file is
+reported and ignored (the config's mix is used); live moves over the control socket are saved at
+most once a second, also during a continuous fader ride, and come back after SIGTERM and SIGKILL."""
 
 import json
 import os
 import signal
+import time
 
 import numpy as np
 
-from harness import (Rig, base_config, check, db, envelope, main_wrapper, rms, sine, wait_for)
+from harness import (FS, Rig, base_config, check, db, envelope, main_wrapper, rms, sine, wait_for)
 
 AMP = 0.1
 FULL = AMP * np.sqrt(0.5) / np.sqrt(2)  # drums_L RMS at 0 dB send, centre pan
@@ -33,18 +36,28 @@ def run(earshotd):
                       "kick": {"live": send(None), "base": send(None)}}}}}
         json.dump(saved, open(os.path.join(state, "mix.json"), "w"))
 
-        src = None
-        d = rig.start_daemon(path)
-        me = d.wait_connected()["jack"]["client"]
+        # The band and the listener are there before earshotd starts; the sink records from its
+        # first cycle, so the start of the fade is in the recording however slow the start-up is.
         src = rig.player("src", outs=["out"])
         src.gen = sine(1000.0, AMP)
-        sink = rig.player("sink", ins=["in_L", "in_R", "in_m"])
+        sink = rig.player("sink", ins=["in_L", "in_R", "in_m"], record_now=True)
+        t_start = time.monotonic()
+        d = rig.start_daemon(path)
+        me = d.wait_connected()["jack"]["client"]
         wait_for(lambda: rig.connections(f"{me}:drums_L") == [sink.port("in_L")], 10, "drums_L connected")
+        _, y = sink.record(time.monotonic() - t_start + 0.3, keep=True)
+        L = y[0]
+        heard = np.nonzero(np.abs(L) > 0)[0]
+        saved_peak = AMP * np.sqrt(0.5) * 10 ** (-13 / 20)  # drums_L peak at the saved mix
+        check(len(heard) > 0 and heard[0] > 0, f"recorded from before earshotd started ({heard[0]} silent samples)")
+        first = float(np.max(np.abs(L[heard[0]:heard[0] + FS // 10])))
+        check(first < 0.25 * saved_peak,
+              f"the restored mix fades in: the first 100 ms peak {db(first / saved_peak):.1f} dB below its level "
+              f"(start-up ramp 2 s)")
         rig.freewheel(True)
         _, y = sink.record(4.0)
         rig.freewheel(False)
         env = envelope(y[0], 480)
-        check(env[0] < 0.5 * env[-1], "the restored mix fades in (start-up ramp), it does not start at its level")
         check(abs(db(env[-1] / FULL) + 13.0) < 0.02,
               f"drums play at the saved soundcheck: {db(env[-1] / FULL):+.2f} dB (master -10, send -3)")
 
@@ -88,6 +101,60 @@ def run(earshotd):
         _, y = sink.record(0.5)
         rig.freewheel(False)
         check(abs(db(rms(y[0]) / FULL) + 2.0) < 0.02, "and the config's mix plays (master -2, send 0)")
+
+        # A fader ride over the control socket: a move every 100 ms for 3 s. mix.json is saved as
+        # it goes (at most once a second), not only once the moves stop.
+        mix_path = os.path.join(state, "mix.json")
+
+        def saved_master():
+            try:
+                return json.load(open(mix_path))["musicians"]["drums"]["master"]["live"]
+            except (OSError, ValueError, KeyError):
+                return None
+        inodes, values = set(), set()
+        t = time.monotonic()
+        for i in range(30):
+            r = d.request({"cmd": "set", "musician": "drums", "master_db": round(-2.1 - 0.1 * i, 1)})
+            check(r.get("ok") is True, f"move {i + 1}: master {-2.1 - 0.1 * i:.1f} dB") if i in (0, 29) else None
+            deadline = t + 0.1 * (i + 1)
+            while time.monotonic() < deadline:
+                try:
+                    inodes.add(os.stat(mix_path).st_ino)
+                except OSError:
+                    pass
+                values.add(saved_master())
+                time.sleep(0.01)
+        ride_s = time.monotonic() - t
+        moved = sorted(v for v in values if v is not None and v < -2.0)
+        check(len(moved) >= 2, f"during the {ride_s:.1f} s ride mix.json was saved with {moved}")
+        check(len(inodes) <= ride_s + 2, f"at most once a second ({len(inodes)} files in {ride_s:.1f} s)")
+        wait_for(lambda: saved_master() == -5.0, 2, "the last move (-5.0) to be saved")
+        check(True, "the last move is saved within a second of the end of the ride")
+
+        # SIGKILL: what was saved comes back.
+        d.kill()
+        d = rig.start_daemon(path)
+        d.wait_connected()
+        wait_for(lambda: rig.connections(f"{me}:drums_L") == [sink.port("in_L")], 10, "drums_L connected")
+        rig.freewheel(True)
+        sink.record(3.0)
+        _, y = sink.record(0.5)
+        rig.freewheel(False)
+        check(abs(db(rms(y[0]) / FULL) + 5.0) < 0.02, f"after SIGKILL the ride's end is restored ({db(rms(y[0]) / FULL):+.2f} dB)")
+
+        # SIGTERM right after a move (before the once-a-second save): the shutdown saves it.
+        r = d.request({"cmd": "set", "musician": "drums", "master_db": -7})
+        check(r.get("ok") is True, "a move just before SIGTERM")
+        check(d.stop() == 0, "SIGTERM: exit 0")
+        check(saved_master() == -7.0, "SIGTERM saved it")
+        d = rig.start_daemon(path)
+        d.wait_connected()
+        wait_for(lambda: rig.connections(f"{me}:drums_L") == [sink.port("in_L")], 10, "drums_L connected")
+        rig.freewheel(True)
+        sink.record(3.0)
+        _, y = sink.record(0.5)
+        rig.freewheel(False)
+        check(abs(db(rms(y[0]) / FULL) + 7.0) < 0.02, f"and the restart restores it ({db(rms(y[0]) / FULL):+.2f} dB)")
         check(d.stop() == 0, "SIGTERM: exit 0")
 
 
