@@ -2,7 +2,10 @@
 """earshotd on PipeWire's JACK (pw-jack) instead of jackd: a private headless `pipewire` (its own
 XDG_RUNTIME_DIR, no session manager needed, jack-testing.md §8), earshotd and the test's clients all
 under pw-jack with PIPEWIRE_QUANTUM=256/48000: ports, auto-connect, the reported latency and audio at
-the calibrated level. Skipped (exit 77) when PipeWire is not installed."""
+the calibrated level; then a sample-rate change (pw-metadata clock.force-rate 44100), which jackd
+cannot do: a new engine at the new rate, the mix fades in again from silence, the latency follows
+(44 frames), and the old engine's open second reaches the dose. Skipped (exit 77) when PipeWire is
+not installed."""
 
 import os
 import shutil
@@ -128,6 +131,41 @@ musicians:
         y = np.concatenate(blocks[2:])
         level = db(np.sqrt(np.mean(y.astype(np.float64) ** 2)) * np.sqrt(2))
         check(abs(level - (-23.0103)) < 0.1, f"drums_L plays at {level:.2f} dBFS peak (expected -23.01)")
+
+        # A sample-rate change, away from a minute boundary (the journal then still holds the
+        # seconds around it: a CSV row would sum them up).
+        while not 5 <= time.time() % 60 <= 40:
+            time.sleep(0.2)
+        blocks.clear()
+        subprocess.run(["pw-metadata", "-n", "settings", "0", "clock.force-rate", "44100"], capture_output=True,
+                       timeout=10)
+        st = wait_for(lambda: (status() or {}).get("jack", {}).get("sample_rate") == 44100 and status(), 10,
+                      "earshotd at 44.1 kHz")
+        log = open(tmp + "/earshotd.log").read()
+        check("JACK sample rate is now 44100 Hz: new engine" in log, "the rate change is handled: a new engine")
+        check(st["jack"]["latency_frames"] == 44, f"status.json: latency {st['jack']['latency_frames']} frames (1 ms at 44.1 kHz)")
+        lsp = subprocess.run(["jack_lsp", "-l"], capture_output=True, text=True).stdout.splitlines()
+        i = lsp.index(f"{me}:drums_L")
+        cap = [l for l in lsp[i + 1:i + 3] if "capture latency" in l]
+        check(cap and "[ 44 44 ]" in cap[0], f"JACK is told the new look-ahead: {cap}")
+        time.sleep(2.5)
+        y = np.concatenate(blocks)
+        # The change: the outputs go silent at once (no engine for the new rate yet: fail silent),
+        # then the new engine fades in. The last run of exact zeros is that gap.
+        z = np.concatenate(([0], (y == 0).astype(np.int8), [0]))
+        starts, ends = np.nonzero(np.diff(z) == 1)[0], np.nonzero(np.diff(z) == -1)[0]
+        runs = [(a, b) for a, b in zip(starts, ends) if b - a >= 128]
+        check(len(runs) > 0, f"the outputs were silenced at the change ({[(int(b - a)) for a, b in runs]} samples)")
+        on = np.nonzero(np.abs(y[runs[-1][1]:]) > 0)[0] + runs[-1][1]
+        check(len(on) > 0, "audio flows at the new rate")
+        final = float(np.max(np.abs(y[-44100:])))
+        first = float(np.max(np.abs(y[on[0]:on[0] + 882])))  # the first 20 ms of a 200 ms fade
+        check(abs(db(final) - (-23.0103)) < 0.2 and first < 0.3 * final,
+              f"the mix fades in again: {db(first / final):.1f} dB in the first 20 ms, then {db(final):.2f} dBFS peak")
+        journal = os.path.join(tmp, "state", "exposure", "drums", "journal")
+        secs = [float(l.split(",")[1]) for l in open(journal).read().splitlines() if l.count(",") >= 8]
+        partial = [x for x in secs if 0 < x < 0.9999]
+        check(len(partial) == 1, f"the old engine's open second went into the dose ({partial} s, journal {len(secs)} lines)")
         d.terminate()
         check(d.wait(10) == 0, "SIGTERM: exit 0")
     finally:
