@@ -103,6 +103,82 @@ else
     echo "ok: broken config -> exit 78: $(head -n 1 "$tmp/out")"
 fi
 
+# expect_errors NAME RC_WANTED PREFIX FILE RC POSITION_AND_MESSAGE...: exit status RC is RC_WANTED
+# and the output ($tmp/out) has exactly one "PREFIXFILE:LINE:COL: " line per expected error, each
+# beginning with PREFIXFILE:<expected>.
+expect_errors() {
+    local name=$1 want=$2 prefix=$3 file=$4 rc=$5 n ok=1 e
+    shift 5
+    if [ "$rc" -ne "$want" ]; then
+        fail "$name: exit status $rc (want $want):"
+        sed 's/^/    /' "$tmp/out"
+        return
+    fi
+    for e in "$@"; do
+        if ! grep -Fq -- "$prefix$file:$e" "$tmp/out"; then
+            fail "$name: no line '$prefix$file:$e'"
+            ok=0
+        fi
+    done
+    n=$(awk -v p="$prefix$file:" 'index($0, p) == 1 && substr($0, length(p) + 1) ~ /^[0-9]+:[0-9]+: / { n++ }
+        END { print n + 0 }' "$tmp/out")
+    if [ "$n" -ne $# ]; then
+        fail "$name: $n positioned error lines, want $#:"
+        sed 's/^/    /' "$tmp/out"
+        ok=0
+    fi
+    if [ "$ok" -eq 1 ]; then echo "ok: $name: exit $rc, all $# errors with file:line:col"; fi
+}
+
+# start_daemon FILE: earshotd as the unit starts it (no --check-config), with no JACK server.
+start_daemon() {
+    local rc=0
+    JACK_NO_START_SERVER=1 JACK_DEFAULT_SERVER="nosuch-$$" NOTIFY_SOCKET='' timeout 20 "$earshotd" \
+        --config "$1" --state-dir "$tmp/state" --runtime-dir "$tmp/run" --no-mlock >"$tmp/out" 2>&1 || rc=$?
+    echo "$rc"
+}
+
+# Several errors at once: all of them, each with its position.
+multi="$tmp/multi.yaml"
+printf '%s\n' 'version: 1' 'jack:' '  client_nam: earshot' 'inputs:' '  - id: Click' 'musicians:' \
+    '  - id: drums' '    output: stereoo' '    calibration: { sine_dbfs: -20, db_spl: 94 }' \
+    '    protection: { peak_ceiling_db_spl: 500 }' >"$multi"
+multi_errors=("3:3: jack.client_nam: unknown key 'client_nam' (did you mean 'client_name'?)"
+    "5:9: inputs[0].id: 'Click' is not a valid id"
+    "8:13: musicians[0].output: expected 'mono' or 'stereo', got 'stereoo'"
+    "10:40: musicians[0].protection.peak_ceiling_db_spl: 500 is out of range [80, 140] dB SPL")
+rc=0
+"$earshotd" --check-config --config "$multi" >"$tmp/out" 2>&1 || rc=$?
+expect_errors "--check-config, four errors" 78 "" "$multi" "$rc" "${multi_errors[@]}"
+rc=$(start_daemon "$multi")
+expect_errors "earshotd started on it" 78 "<3>" "$multi" "$rc" "${multi_errors[@]}"
+grep -Fqx "<3>invalid config: not starting (exit 78)" "$tmp/out" || fail "earshotd started on it: no 'not starting' line"
+if [ -e "$tmp/run/status.json" ] || [ -e "$tmp/run/control.sock" ]; then
+    fail "earshotd started on a bad config created status.json or control.sock"
+fi
+
+# A control.group this machine does not have: the loader cannot know it, --check-config must.
+group="earshot-nosuch-$$"
+grp="$tmp/group.yaml"
+printf '%s\n' 'version: 1' "control: { group: $group }" 'inputs:' '  - id: a' 'musicians:' '  - id: m' \
+    '    output: mono' '    calibration: { sine_dbfs: -20, db_spl: 94 }' '    protection: { peak_ceiling_db_spl: 110 }' \
+    '    mix: { sends: { a: { gain_db: 0 } } }' >"$grp"
+rc=0
+"$earshotd" --check-config --config "$grp" >"$tmp/out" 2>&1 || rc=$?
+expect_errors "--check-config, unknown control.group" 78 "" "$grp" "$rc" "2:19: control.group: no group '$group'"
+rc=$(start_daemon "$grp")
+expect_errors "earshotd started with it" 78 "<3>" "$grp" "$rc" "2:19: control.group: no group '$group'"
+# The same file with a group that exists is valid.
+sed -i "s/group: $group/group: root/" "$grp"
+rc=0
+"$earshotd" --check-config --config "$grp" >"$tmp/out" 2>&1 || rc=$?
+if [ "$rc" -eq 0 ]; then
+    echo "ok: control.group root: valid"
+else
+    fail "control.group root: exit status $rc (want 0):"
+    sed 's/^/    /' "$tmp/out"
+fi
+
 if [ "$failures" -ne 0 ]; then
     echo "$failures check(s) failed"
     exit 1
