@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,10 +51,10 @@ void demo_usage(std::FILE* f) {
                     "and dose live (docs/demo.md). Starts a private JACK server on the dummy backend\n"
                     "when none is running (JACK_DEFAULT_SERVER is honoured), and cleans up after itself.\n"
                     "\n"
-                    "  --seconds N    how long the show runs (default 30; Ctrl-C ends it early)\n"
+                    "  --seconds N    how long the show runs (default 30; Ctrl-C or a hangup ends it early)\n"
                     "  --config FILE  the daemon's config (default: configs/demo.yaml)\n"
-                    "  --keep DIR     keep the exposure logs in DIR (default: a temporary directory,\n"
-                    "                 removed at the end)\n");
+                    "  --keep DIR     keep the exposure logs and earshotd.log in DIR (default: a temporary\n"
+                    "                 directory, removed at the end)\n");
 }
 
 fs::path self_dir() {
@@ -81,8 +82,10 @@ std::string find_config() {
 }
 
 bool server_running() {
+    // Client names are unique per machine, not per server (jack-testing.md pitfall 1): the pid.
+    const std::string name = "earshot-demo-probe-" + std::to_string(::getpid());
     jack_status_t st{};
-    jack_client_t* c = jack_client_open("earshot-demo-probe", JackNoStartServer, &st);
+    jack_client_t* c = jack_client_open(name.c_str(), JackNoStartServer, &st);
     if (!c) return false;
     jack_client_close(c);
     return true;
@@ -136,9 +139,22 @@ struct Player {
     }
 };
 
+// Starts a child in a process group of its own, so that a terminal's Ctrl-C or hangup reaches only
+// the demo, which then stops the children in order (earshotd first, so its fade-out runs while the
+// server is still there). If the demo itself dies, the kernel sends the child SIGTERM
+// (PR_SET_PDEATHSIG).
 pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
+    const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
-    if (pid != 0) return pid;
+    if (pid > 0) {
+        ::setpgid(pid, pid); // also here: the parent may signal the group before the child runs
+        return pid;
+    }
+    if (pid < 0) return pid;
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) std::_Exit(127); // the demo died before prctl()
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, SIG_DFL);
     const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) {
         ::dup2(fd, 1);
@@ -221,8 +237,10 @@ int demo_main(int argc, char** argv) {
     fs::create_directories(run);
 
     ::setenv("JACK_NO_START_SERVER", "1", 1);
+    // Ctrl-C, kill and a closed terminal all end the show the same way: cleanly, in order.
     ::signal(SIGINT, on_signal);
     ::signal(SIGTERM, on_signal);
+    ::signal(SIGHUP, on_signal);
     jack_set_error_function([](const char*) {});
     jack_set_info_function([](const char*) {});
 
@@ -254,9 +272,11 @@ int demo_main(int argc, char** argv) {
                         std::getenv("JACK_DEFAULT_SERVER") ? std::getenv("JACK_DEFAULT_SERVER") : "default");
         }
         std::printf("Starting earshotd with %s (log: %s/earshotd.log).\n", config.c_str(), tmp.c_str());
-        earshotd =
-            spawn({daemon, "--config", config, "--state-dir", state, "--runtime-dir", run, "--no-mlock"},
-                  tmp + "/earshotd.log");
+        // The daemon's JACK client name carries the demo's pid too (unique per machine).
+        const std::string client = "earshot-demo-" + std::to_string(::getpid());
+        earshotd = spawn({daemon, "--config", config, "--client-name", client, "--state-dir", state,
+                          "--runtime-dir", run, "--no-mlock"},
+                         tmp + "/earshotd.log");
         Player band;
         std::string err;
         if (!band.open(err)) {
@@ -327,8 +347,10 @@ int demo_main(int argc, char** argv) {
     if (keep.empty())
         fs::remove_all(tmp, ec);
     else {
-        fs::remove_all(run, ec);
-        std::printf("\nExposure logs kept in %s.\n", keep.c_str());
+        fs::copy_file(tmp + "/earshotd.log", keep + "/earshotd.log", fs::copy_options::overwrite_existing,
+                      ec);
+        fs::remove_all(tmp, ec);
+        std::printf("\nExposure logs and earshotd.log kept in %s.\n", keep.c_str());
     }
     return rc;
 }
