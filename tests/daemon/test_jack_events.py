@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""JACK's events reach earshotd and are handled (issue 4): freewheel computes audio but counts no
-dose; xruns (forced by a client that stalls the graph) are counted in status.json and logged; a
+"""JACK's events reach earshotd and are handled (issue 4): a matching port that goes and comes back
+within a few milliseconds (less than a control-loop tick) is connected again; freewheel computes
+audio but counts no dose; xruns (forced by a client that stalls the graph) are counted in status.json and logged; a
 period change (jack_bufsize) on the running server keeps the audio sample-exact and the latency as
 reported — against a private jackd (dummy backend)."""
 
@@ -26,6 +27,15 @@ def run(earshotd):
         sink = rig.player("sink", ins=["in_L", "in_R", "in_m"])
         wait_for(lambda: rig.connections(f"{me}:drums_L") == [sink.port("in_L")], 10, "drums_L connected")
         wait_for(lambda: rig.connections(f"{me}:tone") == [src.port("out")], 10, "tone connected")
+
+        # --- a port that disappears and reappears between two ticks ------------------------------
+        for i in range(5):
+            old = src.outs[0]
+            old.unregister()
+            src.outs[0] = src.client.outports.register("out")
+            wait_for(lambda: rig.connections(f"{me}:tone") == [src.port("out")], 3,
+                     f"tone reconnected to the re-registered src:out ({i + 1})")
+        check(True, "a port re-registered within a tick is connected again, 5 times out of 5")
 
         # --- freewheel: computed, not heard, no dose ---------------------------------------------
         wait_for(lambda: (d.musician("drums").get("dose") or {}).get("seconds", 0) >= 3, 20, "3 s of dose")
