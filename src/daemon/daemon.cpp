@@ -47,7 +47,6 @@
 #include <optional>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -2173,7 +2172,8 @@ void Daemon::Impl::shutdown() {
         drain(*eng, true);
     }
     drain_old_engines(clean);
-    keeper.flush(); // the open minute as a row
+    keeper.flush();              // the open minute as a row
+    JackBackend::log_deferred(); // what libjack said on the helper thread
     timer.cancel();
     boost::system::error_code ec;
     sigfd.cancel(ec);
