@@ -10,12 +10,12 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -141,10 +141,8 @@ struct Player {
 
 // Starts a child in a process group of its own, so that a terminal's Ctrl-C or hangup reaches only
 // the demo, which then stops the children in order (earshotd first, so its fade-out runs while the
-// server is still there). If the demo itself dies, the kernel sends the child SIGTERM
-// (PR_SET_PDEATHSIG).
+// server is still there). If the demo itself dies, the Guardian stops them, in the same order.
 pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
-    const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid > 0) {
         ::setpgid(pid, pid); // also here: the parent may signal the group before the child runs
@@ -152,8 +150,6 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
     }
     if (pid < 0) return pid;
     ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) std::_Exit(127); // the demo died before prctl()
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, SIG_DFL);
     const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) {
@@ -184,6 +180,112 @@ bool child_alive(pid_t pid) {
     int st = 0;
     return pid > 0 && ::waitpid(pid, &st, WNOHANG) == 0;
 }
+
+// Whether a process that is not our child is gone (exited, or a zombie nobody has reaped yet).
+bool gone(pid_t pid) {
+    if (::kill(pid, 0) != 0) return errno == ESRCH;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    std::getline(f, stat);
+    const auto paren = stat.rfind(')');
+    return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
+}
+
+void stop_other(pid_t pid, double timeout_s) {
+    if (pid <= 0 || gone(pid)) return;
+    ::kill(pid, SIGTERM);
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (std::chrono::steady_clock::now() < end) {
+        if (gone(pid)) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ::kill(pid, SIGKILL);
+}
+
+// The demo's cleanup guardian: a small process of its own, forked before anything else (no threads
+// yet), that the demo tells its children's pids through a pipe. If the demo ends without saying
+// it is done (SIGKILL, a crash, an early error exit), the pipe's write end closes and the guardian
+// stops earshotd first (its fade-out needs the server), then jackd, and removes the temporary
+// directory. The children carry no PR_SET_PDEATHSIG for that reason: the kernel would signal both
+// at once, and a jackd stopped under a client that is still leaving can exit without freeing its
+// slot in JACK's machine-wide registry of 8 servers (seen: a slot lost for good at every such run).
+class Guardian {
+public:
+    void start(const std::string& tmp) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) return; // no guardian: the demo still cleans up itself
+        const pid_t pid = ::fork();
+        if (pid < 0) {
+            ::close(fds[0]);
+            ::close(fds[1]);
+            return;
+        }
+        if (pid == 0) {
+            ::close(fds[1]);
+            guard(fds[0], tmp);
+        }
+        ::close(fds[0]);
+        _fd = fds[1];
+    }
+    /// 'E' earshotd, 'J' jackd started with this pid; 'X': that pid has been stopped.
+    void tell(char what, pid_t pid) {
+        if (_fd < 0 || pid <= 0) return;
+        char line[32];
+        const int n = std::snprintf(line, sizeof line, "%c %d\n", what, static_cast<int>(pid));
+        if (::write(_fd, line, static_cast<std::size_t>(n)) != n) return;
+    }
+    /// Everything is cleaned up: the guardian just leaves.
+    void done() {
+        if (_fd < 0) return;
+        if (::write(_fd, "D\n", 2) != 2) return;
+        ::close(_fd);
+        _fd = -1;
+    }
+
+private:
+    [[noreturn]] static void guard(int fd, const std::string& tmp) {
+        ::setpgid(0, 0); // away from the terminal's signals, like the children
+        ::signal(SIGINT, SIG_IGN);
+        ::signal(SIGHUP, SIG_IGN);
+        ::signal(SIGTERM, SIG_DFL);
+        const int null = ::open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            ::dup2(null, 0);
+            ::dup2(null, 1); // not the demo's stdout: whoever reads it sees EOF when the demo ends
+            ::dup2(null, 2);
+        }
+        std::string said;
+        char buf[256];
+        for (;;) {
+            const ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n > 0)
+                said.append(buf, static_cast<std::size_t>(n));
+            else if (n == 0 || errno != EINTR)
+                break;
+        }
+        pid_t earshotd = -1, jackd = -1;
+        bool done = false;
+        std::istringstream in(said);
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line == "D") done = true;
+            if (line.size() < 3) continue;
+            const pid_t pid = static_cast<pid_t>(std::atoi(line.c_str() + 2));
+            if (line[0] == 'E') earshotd = pid;
+            if (line[0] == 'J') jackd = pid;
+            if (line[0] == 'X' && pid == earshotd) earshotd = -1;
+            if (line[0] == 'X' && pid == jackd) jackd = -1;
+        }
+        if (!done) {
+            stop_other(earshotd, 10);
+            stop_other(jackd, 5);
+            std::error_code ec;
+            fs::remove_all(tmp, ec);
+        }
+        std::_Exit(0);
+    }
+    int _fd = -1;
+};
 
 } // namespace
 
@@ -235,6 +337,8 @@ int demo_main(int argc, char** argv) {
     const std::string run = tmp + "/run";
     fs::create_directories(state);
     fs::create_directories(run);
+    Guardian guardian;
+    guardian.start(tmp);
 
     ::setenv("JACK_NO_START_SERVER", "1", 1);
     // Ctrl-C, kill and a closed terminal all end the show the same way: cleanly, in order.
@@ -256,6 +360,7 @@ int demo_main(int argc, char** argv) {
             jackd =
                 spawn({"jackd", "-s", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"},
                       tmp + "/jackd.log");
+            guardian.tell('J', jackd);
             ::setenv("JACK_DEFAULT_SERVER", name.c_str(), 1);
             const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
             while (!server_running()) {
@@ -277,6 +382,7 @@ int demo_main(int argc, char** argv) {
         earshotd = spawn({daemon, "--config", config, "--client-name", client, "--state-dir", state,
                           "--runtime-dir", run, "--no-mlock"},
                          tmp + "/earshotd.log");
+        guardian.tell('E', earshotd);
         Player band;
         std::string err;
         if (!band.open(err)) {
@@ -327,8 +433,10 @@ int demo_main(int argc, char** argv) {
         }
         // Clean up: the daemon fades out and writes its logs, then the band and the server go.
         stop_child(earshotd, 10);
+        guardian.tell('X', earshotd);
     }
     stop_child(jackd, 5);
+    guardian.tell('X', jackd);
 
     if (rc == 0) {
         std::printf("\nThe show is over. Each musician's exposure log (earshot report --state-dir %s):\n\n",
@@ -352,6 +460,7 @@ int demo_main(int argc, char** argv) {
         fs::remove_all(tmp, ec);
         std::printf("\nExposure logs and earshotd.log kept in %s.\n", keep.c_str());
     }
+    guardian.done();
     return rc;
 }
 

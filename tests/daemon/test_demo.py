@@ -4,7 +4,9 @@ one, plays the band through earshotd with configs/demo.yaml, shows the live view
 ends by itself, prints the exposure report (a finite LAeq for everyone) and leaves no process and no
 temporary directory behind. Ended early the way a terminal does it — Ctrl-C or a hangup sent to its
 process group — it stops in order (earshotd fades out while the server is still there, and never
-sees the signal itself: a SIGHUP would be a reload for it); killed outright, its children go too."""
+sees the signal itself: a SIGHUP would be a reload for it); killed outright (SIGKILL), its guardian
+stops earshotd, then jackd (which frees its slot in JACK's machine-wide registry of 8 servers), and
+removes the temporary directory."""
 
 import glob
 import os
@@ -105,6 +107,7 @@ def ended_by(earshot, sig, what):
         time.sleep(0.3)
         check(not [k for k in kids if os.path.exists(f"/proc/{k}")], f"{what}: no jackd or earshotd left")
         check(set(glob.glob("/tmp/earshot-demo-*")) <= before, f"{what}: its temporary directory is removed")
+        check(not registered(f"earshot-demo-{p.pid}"), f"{what}: its jackd left JACK's server registry")
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
@@ -112,8 +115,18 @@ def ended_by(earshot, sig, what):
         shutil.rmtree(keep, ignore_errors=True)
 
 
+def registered(server):
+    """Whether JACK's shared registry (/dev/shm/jack-shm-registry: at most 8 servers per machine; a
+    server that dies without unregistering keeps its slot for good) still names `server`."""
+    try:
+        data = open("/dev/shm/jack-shm-registry", "rb").read()
+    except OSError:
+        return False
+    return re.search(re.escape(server.encode()) + rb"(?![0-9A-Za-z_-])", data) is not None
+
+
 def killed(earshot):
-    """SIGKILL of the demo alone: the kernel tells its children (PR_SET_PDEATHSIG), they stop."""
+    """SIGKILL of the demo alone: its guardian stops earshotd, then jackd, and cleans up."""
     before = set(glob.glob("/tmp/earshot-demo-*"))
     p = subprocess.Popen([earshot, "demo", "--seconds", "60"], env=demo_env(), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
@@ -123,8 +136,12 @@ def killed(earshot):
         time.sleep(1.0)
         p.kill()
         p.wait()
-        wait_for(lambda: not [k for k in kids if os.path.exists(f"/proc/{k}")], 15, "the children to stop")
-        check(True, "SIGKILL of the demo: its jackd and earshotd stop by themselves")
+        wait_for(lambda: not [k for k in kids if os.path.exists(f"/proc/{k}")], 20, "the children to stop")
+        check(True, "SIGKILL of the demo: its jackd and earshotd are stopped")
+        check(not registered(f"earshot-demo-{p.pid}"),
+              "its jackd stopped cleanly: no slot left in JACK's server registry")
+        wait_for(lambda: set(glob.glob("/tmp/earshot-demo-*")) <= before, 5, "the temporary directory to go")
+        check(True, "and its temporary directory is removed")
     finally:
         for k in children_of(p.pid):
             os.kill(k, signal.SIGKILL)
