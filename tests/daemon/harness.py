@@ -15,6 +15,7 @@ import atexit
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -299,6 +300,10 @@ class Rig:
             d.kill()
         if self.jackd:
             self.jackd.stop()
+            if jack_registered(self.server):
+                sys.stdout.write(f"WARNING: jackd {self.server} did not leave JACK's server registry "
+                                 "(/dev/shm/jack-shm-registry: its slot of 8 is lost until a server of "
+                                 "that name starts and stops again)\n")
         if not keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -372,6 +377,16 @@ class Rig:
                         a, b = l2.split("[")[1].split("]")[0].split()
                         return int(a), int(b)
         raise TestFailure(f"no latency line for {port}")
+
+
+def jack_registered(server):
+    """Whether JACK's machine-wide server registry (at most 8 servers; a server that dies without
+    unregistering keeps its slot) still names `server`."""
+    try:
+        data = open("/dev/shm/jack-shm-registry", "rb").read()
+    except OSError:
+        return False
+    return re.search(re.escape(server.encode()) + rb"(?![0-9A-Za-z_-])", data) is not None
 
 
 def sine(freq, amp, fs=FS):

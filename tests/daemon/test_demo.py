@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from harness import check, main_wrapper, wait_for
+from harness import check, jack_registered as registered, main_wrapper, wait_for
 
 
 def pids_of(text):
@@ -113,16 +113,6 @@ def ended_by(earshot, sig, what):
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
         shutil.rmtree(keep, ignore_errors=True)
-
-
-def registered(server):
-    """Whether JACK's shared registry (/dev/shm/jack-shm-registry: at most 8 servers per machine; a
-    server that dies without unregistering keeps its slot for good) still names `server`."""
-    try:
-        data = open("/dev/shm/jack-shm-registry", "rb").read()
-    except OSError:
-        return False
-    return re.search(re.escape(server.encode()) + rb"(?![0-9A-Za-z_-])", data) is not None
 
 
 def killed(earshot):
