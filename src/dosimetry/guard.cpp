@@ -97,11 +97,13 @@ void DoseGuard::reset() noexcept {
 double DoseGuard::update(const GuardInput& in) {
     const double dt = in.seconds > 0.0 && in.seconds < 3600.0 ? in.seconds : 0.0; // NaN -> 0
     double& atten = _st.attenuation_db;
+    // What the musician heard at the end of the interval: the engine's gain if given (it ramps to
+    // the guard's output within a second, and may lag it by a block), else the guard's output.
+    const double applied = usable(in.applied_db) ? std::clamp(in.applied_db, 0.0, max_depth_db) : atten;
     // 1. The interval before the guard (the level heard plus the attenuation it was heard with)
     //    into the two energy averages. Until a time constant has passed, the weight dt / elapsed
     //    makes the average the plain energy mean since the start.
     if (dt > 0.0) {
-        const double applied = usable(in.applied_db) ? in.applied_db : atten;
         const double heard = usable(in.level_dba) ? in.level_dba : -inf; // NaN/-inf: silence
         const double mix = heard == -inf ? 0.0 : pa2(heard + applied);
         const double leak = usable(in.leak_dba) ? pa2(in.leak_dba) : 0.0;
@@ -142,17 +144,18 @@ double DoseGuard::update(const GuardInput& in) {
     // 3. Move. `limit`: into the band [target, target + min(band, target)] (target = needed
     //    clamped to the depth; never above the depth), at most rate * dt per update: up whenever
     //    the target is above the attenuation, down only when the attenuation is above the band.
-    //    Otherwise back to 0 at the release rate.
+    //    Otherwise back to 0 at the release rate. The step is taken from what was applied, so
+    //    the gain the musician hears never moves faster than the rate either.
     if (dt > 0.0) {
         double goal = 0.0, step = _s.release_db_per_s * dt;
         if (limiting()) {
             const double target = std::min(_needed, _s.depth_db);
             const double hi = std::min(_s.depth_db, target + std::min(_s.band_db, target));
-            goal = std::clamp(atten, target, hi);
+            goal = std::clamp(applied, target, hi);
             step = _s.rate_db_per_s * dt;
         }
         // (A depth lowered by configure() is reached at the rate too: no jump.)
-        atten = std::max(0.0, atten + std::clamp(goal - atten, -step, step));
+        atten = std::max(0.0, applied + std::clamp(goal - applied, -step, step));
     }
 
     // 4. Status: the budget figure at the end of the show at the estimated level with the current

@@ -94,10 +94,10 @@ struct GuardInput {
     double niosh_pct = 0.0;    // the day's NIOSH dose so far, this interval included, %
     double week_pa2h = 0.0;    // rolling 7-day exposure so far, this interval included, Pa^2 h
     double seconds_left = 0.0; // to the planned end of the show (<= 0 or NaN: no plan)
-    double applied_db =
-        std::numeric_limits<double>::quiet_NaN(); // attenuation the interval was
-                                                  // heard with (NaN: the guard's previous output, which the
-                                                  // engine ramps to within 1 s)
+    double applied_db = std::numeric_limits<double>::quiet_NaN(); // attenuation the engine applied at the end
+                                                                  // of the interval (NaN: the guard's
+                                                                  // previous output, which the engine ramps
+                                                                  // to within 1 s); the next step starts here
 };
 
 /// What the guard's planning carries from one interval to the next (state() / restore()): the
