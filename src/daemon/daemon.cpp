@@ -1948,13 +1948,13 @@ void Daemon::Impl::protect_second(const std::string& id, const engine::DoseFrame
     if (ls->level_dba > mix_dba + 1e-9) // the level is the mix plus the leak by energy
         leak = dosimetry::level_db(dosimetry::pa2(ls->level_dba) - dosimetry::pa2(mix_dba));
 
-    // An engineer's suspension lasts to the planned end of the show, or without a plan to the end
-    // of the dose day (docs/protection.md): the guard re-arms by itself.
+    // An engineer's suspension lasts to the planned end of the show it was made in, and never past
+    // the end of its dose day (docs/protection.md): the guard re-arms by itself.
     if (p.guard.suspended()) {
         if (p.suspended_day.empty()) p.suspended_day = st.day.str();
         const bool show_over =
             std::isfinite(show_end_utc) && now >= show_end_utc && p.guard.suspended_at() < show_end_utc;
-        const bool day_over = !std::isfinite(show_end_utc) && st.day.str() != p.suspended_day;
+        const bool day_over = st.day.str() != p.suspended_day;
         if (show_over || day_over) {
             p.guard.resume();
             warn_event(id, p, "guard_resumed",

@@ -13,7 +13,7 @@
   fades in to the guarded level, not above it, the show's planned end does not move, nothing is
   announced again;
 * an engineer's `earshot guard suspend` acknowledges it (logged with who and when) and the mix
-  returns at 1 dB/s; `resume` re-arms it;
+  returns at 1 dB/s; `resume` re-arms it, and so does the planned end of the show;
 * a MIDI controller bound to the musician cannot: a flood of random MIDI leaves the guard armed,
   and no mapping can name such an action."""
 
@@ -241,6 +241,24 @@ def run(earshotd):
         kinds = [e["kind"] for e in events(d2, "drums")]
         check(kinds.count("guard_suspended") == 1 and kinds.count("guard_resumed") == 1,
               "and no suspension came from MIDI (events.csv: the engineer's only)")
+
+        # --- an engineer's suspension ends with the planned show: re-armed by itself ---
+        start = g["show_end_utc"] - 600  # the first start (show.length_min: 10)
+        p = subprocess.run([earshot, "guard", "suspend", "drums"], env=env, capture_output=True, text=True)
+        check(p.returncode == 0, "suspended again")
+        minutes = int((time.time() - start + 10) // 60) + 1  # the show now ends 10-70 s from here
+        rig.write_config(text.replace("length_min: 10", f"length_min: {minutes}"))
+        p = subprocess.run([earshot, "reload"], env=env, capture_output=True, text=True)
+        check(p.returncode == 0, f"reloaded with show.length_min: {minutes}")
+        want = start + 60 * minutes
+        end = wait_for(lambda: (lambda e: e if abs(e - want) < 1.0 else None)(d2.musician("drums")["guard"]["show_end_utc"]),
+                       5, f"the planned end {want:.0f} in status (it counts from the first start)")
+        check(True, f"the planned end counts from the first start ({end - time.time():.0f} s from now)")
+        wait_for(lambda: not d2.musician("drums")["guard"]["suspended"], end - time.time() + 10, "the show's end")
+        res = [e for e in events(d2, "drums") if e["kind"] == "guard_resumed"]
+        check(len(res) == 2 and "planned show has ended" in res[-1]["message"] and time.time() >= end,
+              f"the suspension ended with the show: {res[-1]['message']}")
+
         bad = text + """      - { note: 36, kind: momentary, action: guard }
 """
         bad_path = rig.write_config(bad, "bad.yaml")

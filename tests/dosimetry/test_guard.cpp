@@ -802,17 +802,39 @@ TEST_CASE("guard: figures for docs/protection.md", "[.figures]") {
             DoseGuard g(limit(depth));
             const Show s = play(
                 g, [&](double) { return lvl; }, 3 * 3600.0);
-            int t_near = -1; // first second within 0.05 dB of the final attenuation
-            for (std::size_t i = 0; i < s.atten.size(); ++i)
-                if (s.atten[i] >= s.final_atten - 0.05) {
-                    t_near = static_cast<int>(i);
-                    break;
-                }
             std::printf(
-                "3 h at %.0f dBA, depth %.0f dB: NIOSH %.2f %%, attenuation at 5 / 10 / 30 / 90 / 180 min "
-                "%.2f / %.2f / %.2f / %.2f / %.2f dB (within 0.05 dB of the end after %d s)\n",
+                "3 h at %.0f dBA, depth %.0f dB: NIOSH %.2f %%, attenuation at 5 / 10 / 30 / 90 / 179 min "
+                "%.2f / %.2f / %.2f / %.2f / %.2f dB, max %.2f dB\n",
                 lvl, depth, s.niosh_pct, s.atten[299], s.atten[599], s.atten[1799], s.atten[5399],
-                s.final_atten, t_near);
+                s.atten[10739], s.max_atten);
         }
+    }
+    // The song/break shows: final dose, changes of direction, over-budget warnings, attenuation.
+    const std::vector<double> songs = songs_230_40(3 * 3600.0);
+    const std::vector<std::pair<const char*, std::function<double(double)>>> shows = {
+        {"steady 100 dBA", [](double) { return 100.0; }},
+        {"3 min 102 / 3 min 80 dBA", [](double t) { return std::fmod(t, 360) < 180 ? 102.0 : 80.0; }},
+        {"5 min 104 / 5 min 70 dBA", [](double t) { return std::fmod(t, 600) < 300 ? 104.0 : 70.0; }},
+        {"4 min 100 / 1 min 75 dBA", [](double t) { return std::fmod(t, 300) < 240 ? 100.0 : 75.0; }},
+        {"4 min 100 dBA / 1 min silence", [](double t) { return std::fmod(t, 300) < 240 ? 100.0 : -inf; }},
+        {"4 min 100 / 2 min 70 dBA", [](double t) { return std::fmod(t, 360) < 240 ? 100.0 : 70.0; }},
+        {"230 s songs ~98 dBA / 40 s gaps", [&](double t) { return songs[static_cast<std::size_t>(t)]; }},
+        {"20 min 100, then 80 dBA", [](double t) { return t < 1200 ? 100.0 : 80.0; }},
+        {"1 h 80, then 2 h 100 dBA", [](double t) { return t < 3600 ? 80.0 : 100.0; }},
+        {"1 h 100, then 2 h 95 dBA", [](double t) { return t < 3600 ? 100.0 : 95.0; }},
+        {"two sets, 30 min break at 70 dBA", [](double t) { return t < 4500 || t >= 6300 ? 100.0 : 70.0; }},
+        {"a 90 dBA ballad every 20 min", [](double t) { return std::fmod(t, 1200) >= 900 ? 90.0 : 100.0; }},
+        {"rising 92 -> 100 dBA", [](double t) { return 92.0 + 8.0 * t / (3 * 3600.0); }},
+    };
+    for (const auto& [name, level] : shows) {
+        DoseGuard g(limit());
+        const Show s = play(g, level, 3 * 3600.0);
+        double lo = 0, hi = 40; // the constant attenuation that would end on 99 %
+        for (int i = 0; i < 40; ++i) {
+            const double mid = (lo + hi) / 2;
+            (niosh_with(level, 3 * 3600.0, mid) > 99.0 ? lo : hi) = mid;
+        }
+        std::printf("| %s | %.1f %% | %d | %d | %.1f dB | %.1f dB | %.1f dB |\n", name, s.niosh_pct,
+                    s.reversals, s.announced, s.max_atten, s.final_atten, lo);
     }
 }
