@@ -794,6 +794,16 @@ TEST_CASE("warnings: momentary warnings over the cap and RS2, with a 10 s hold-o
     // A single loud second after a quiet spell warns at once.
     w2.momentary(40, 101.0, 95.0, 100.0, ev);
     CHECK(ev.size() == 2);
+    // The hold-off counts from the last warning of the kind, not from the last loud second: a level
+    // flickering across RS2 every other second warns every 10 s, not every 2 s.
+    DoseWarnings w3;
+    std::vector<double> at;
+    for (int t = 0; t < 40; ++t) {
+        ev.clear();
+        w3.momentary(t, t % 2 == 0 ? 101.0 : 99.0, inf, 100.0, ev);
+        for (const auto& e : ev) at.push_back(e.t_s);
+    }
+    CHECK(at == std::vector<double>{0, 10, 20, 30});
 }
 
 TEST_CASE("guard: figures for docs/protection.md", "[.figures]") {
