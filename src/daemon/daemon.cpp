@@ -311,18 +311,28 @@ struct Daemon::Impl final : ControlHandler {
             : guard(gs), warn(ws) {}
         dosimetry::DoseGuard guard;
         dosimetry::DoseWarnings warn;
-        double audio_s = 0;         // seconds heard since start (momentary hold-off clock)
-        bool over_reported = false; // the guard's "over budget" warning is out
+        double audio_s = 0;        // seconds heard since start (momentary hold-off clock)
+        std::string suspended_day; // dose day of the engineer's suspension (it ends with the day)
         struct Recent {
             double t_utc;
             std::string kind, message;
         };
-        std::deque<Recent> recent; // the last warnings (status, top)
+        std::deque<Recent> recent;           // the last dose, guard and acknowledgement events
+        std::deque<Recent> recent_momentary; // the last momentary ones (kept apart: they repeat)
+        std::optional<Recent> last_dose;     // the last dose-threshold warning, however old
     };
     std::map<std::string, Protect> protect; // by musician id
     double started_utc = 0;                 // for show.length_min
     double show_end_utc = std::numeric_limits<double>::quiet_NaN();
+    // The guard's planning across restarts: <state-dir>/guard.json (docs/protection.md).
+    std::map<std::string, std::pair<std::string, dosimetry::GuardState>> saved_guard; // id -> (day, state)
+    Clock::time_point last_guard_save{};
+    bool guard_dirty = false;
+    std::string guard_path() const { return opt.state_dir + "/guard.json"; }
+    void load_guard_state();
+    void save_guard_state();
     void configure_protection();
+    void push_guards(engine::Engine& e);
     void protect_second(const std::string& id, const engine::DoseFrame& f, double now);
     void warn_event(const std::string& id, Protect& p, const std::string& kind, const std::string& message,
                     double threshold, double value);
@@ -527,8 +537,10 @@ bool Daemon::Impl::start_session() {
         return false;
     }
     eng = std::make_unique<engine::Engine>(double(fs), std::max<uint32_t>(period, 64));
-    // From silence, up to the live mix (SPEC §3.2): a new engine always fades in.
+    // From silence, up to the live mix (SPEC §3.2): a new engine always fades in, with every
+    // guard's attenuation in place from its first sample (the fade ends on the guarded level).
     eng->apply_config(engine_cfg(), engine::StartMode::fade_in);
+    push_guards(*eng);
     keeper.bind(*eng);
     fw_edges.clear();
     meters.clear();
@@ -628,6 +640,7 @@ void Daemon::Impl::replace_engine(uint32_t rate) {
     drain(*eng, true);
     auto next = std::make_unique<engine::Engine>(double(rate), std::max<uint32_t>(jack->buffer_size(), 64));
     next->apply_config(engine_cfg(), engine::StartMode::fade_in);
+    push_guards(*next);
     // The old engine keeps its open second and its freewheel edges until the RT thread has let
     // go of it (drain_old_engines): then that second is flushed into the dose, not lost.
     old_engines.push_back(OldEngine{std::move(eng), std::move(fw_edges)});
@@ -879,6 +892,15 @@ boost::json::value Daemon::Impl::status_json() {
                 g["projected_pct"] = num(p.guard.projected_pct(), 1);
                 g["over_budget"] = p.guard.over_budget();
                 g["saturated"] = p.guard.saturated();
+                if (eng) { // the engine's guard gain (the last meter window), for checking the ramp
+                    const auto mt = meters.find(eng->musician_key(m.id));
+                    if (mt != meters.end())
+                        g["applied_db"] =
+                            num(mt->second.guard_gain < 1.0f
+                                    ? -dsp::gain_to_db(static_cast<double>(mt->second.guard_gain))
+                                    : 0.0,
+                                3);
+                }
                 g["suspended"] = p.guard.suspended();
                 if (p.guard.suspended()) {
                     g["suspended_by"] = p.guard.suspended_by();
@@ -888,16 +910,24 @@ boost::json::value Daemon::Impl::status_json() {
                     std::isfinite(show_end_utc) ? json::value(show_end_utc) : json::value(nullptr);
                 o["guard"] = std::move(g);
             }
-            json::array wa;
-            for (const Protect::Recent& r : p.recent) {
-                if (now - r.t_utc > 600) continue; // the last 10 minutes
+            const auto warning = [](const Protect::Recent& r) {
                 json::object w;
                 w["time_utc"] = num(r.t_utc, 0);
                 w["kind"] = r.kind;
                 w["message"] = r.message;
-                wa.push_back(std::move(w));
-            }
+                return w;
+            };
+            std::vector<const Protect::Recent*> recent; // the last 10 minutes, oldest first
+            for (const auto* list : {&p.recent, &p.recent_momentary})
+                for (const Protect::Recent& r : *list)
+                    if (now - r.t_utc <= 600) recent.push_back(&r);
+            std::stable_sort(
+                recent.begin(), recent.end(),
+                [](const Protect::Recent* a, const Protect::Recent* b) { return a->t_utc < b->t_utc; });
+            json::array wa;
+            for (const Protect::Recent* r : recent) wa.push_back(warning(*r));
             o["warnings"] = std::move(wa);
+            o["last_dose_warning"] = p.last_dose ? json::value(warning(*p.last_dose)) : json::value(nullptr);
         }
         ms.push_back(std::move(o));
     }
@@ -1117,6 +1147,9 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer, const Re
         if (const passwd* pw = ::getpwuid(peer)) who = std::string(pw->pw_name) + " (" + who + ")";
         if (r.suspend) {
             g.suspend(who, wall_now());
+            dosimetry::DoseStatus st;
+            it->second.suspended_day =
+                keeper.status(r.musician, wall_now(), st) ? st.day.str() : std::string();
             warn_event(r.musician, it->second, "guard_suspended",
                        "dose guard acknowledged and suspended by " + who, 0, g.attenuation_db());
         } else {
@@ -1851,16 +1884,29 @@ void Daemon::Impl::configure_protection() {
     ws.thresholds_pct = cfg.dosimetry.warn_pct;
     for (auto it = protect.begin(); it != protect.end();)
         it = cfg.musician_index(it->first) < 0 ? protect.erase(it) : std::next(it);
+    int restored = 0;
     for (const config::Musician& m : cfg.musicians) {
         auto [it, fresh] = protect.try_emplace(m.id, gs, ws);
         Protect& p = it->second;
         p.guard.configure(gs);
-        if (!fresh && p.warn.settings().thresholds_pct != ws.thresholds_pct)
-            p.warn = dosimetry::DoseWarnings(ws);
-        // What was already reached before this start (or reload) is not announced again.
         dosimetry::DoseStatus st;
-        if (fresh && keeper.status(m.id, now, st)) p.warn.prime(st.today.niosh_pct(), st.who_weekly_pct);
+        const bool have = keeper.status(m.id, now, st);
+        // New thresholds (a reload): what the figures already passed is not announced again.
+        const bool new_warn = fresh || p.warn.settings().thresholds_pct != ws.thresholds_pct;
+        if (!fresh && new_warn) p.warn = dosimetry::DoseWarnings(ws);
+        if (new_warn && have) p.warn.prime(st.today.niosh_pct(), st.who_weekly_pct);
+        // At start-up: the guard's planning as saved before the restart, if it is of this dose day.
+        const auto sv = saved_guard.find(m.id);
+        if (fresh && have && sv != saved_guard.end() && sv->second.first == st.day.str()) {
+            p.guard.restore(sv->second.second);
+            ++restored;
+        }
     }
+    if (restored > 0)
+        log::notice("dose guard: planning of %d musician%s restored from %s (show started %s)", restored,
+                    restored == 1 ? "" : "s", guard_path().c_str(),
+                    dosimetry::iso_utc(static_cast<std::time_t>(started_utc)).c_str());
+    saved_guard.clear();
     if (gs.mode != dosimetry::GuardMode::off)
         log::info("dose guard: %s, budget %s, %.2f dB/min, %.0f dB deep; show %s",
                   gs.mode == dosimetry::GuardMode::limit ? "limit" : "warn",
@@ -1872,12 +1918,113 @@ void Daemon::Impl::configure_protection() {
                         "is used");
 }
 
+void Daemon::Impl::push_guards(engine::Engine& e) {
+    // A new engine (start, reconnect, new sample rate) starts every strip's guard gain at 1: set it
+    // to the guard's attenuation at once (a 1-sample ramp, before the engine's first cycle), so the
+    // start-up fade rises to the guarded level and not above it.
+    for (const auto& [id, p] : protect)
+        if (p.guard.attenuation_db() > 0) e.set_guard(id, -p.guard.attenuation_db(), 1);
+}
+
+void Daemon::Impl::load_guard_state() {
+    saved_guard.clear();
+    std::FILE* f = std::fopen(guard_path().c_str(), "rb");
+    if (!f) return;
+    std::string text;
+    char buf[16384];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+    boost::system::error_code ec;
+    const json::value v = json::parse(text, ec);
+    const json::object* root = !ec && v.is_object() ? &v.as_object() : nullptr;
+    const auto number = [](const json::object& o, const char* k) {
+        const json::value* x = o.if_contains(k);
+        return x && x->is_number() ? x->to_number<double>() : std::numeric_limits<double>::quiet_NaN();
+    };
+    const json::value* ms = root ? root->if_contains("musicians") : nullptr;
+    if (!root || number(*root, "version") != 1.0 || !ms || !ms->is_object()) {
+        log::warn("%s is not a valid dose guard state; ignored (the guard starts from 0 dB)",
+                  guard_path().c_str());
+        return;
+    }
+    // Only a restart during the show continues it: state saved more than an hour ago is a past show.
+    const double now = wall_now(), saved = number(*root, "saved_utc");
+    if (!(now - saved <= 3600.0 && now - saved >= -60.0)) {
+        log::info("%s is from an earlier show (saved %s); the guard starts afresh", guard_path().c_str(),
+                  std::isfinite(saved) ? dosimetry::iso_utc(static_cast<std::time_t>(saved)).c_str() : "?");
+        return;
+    }
+    for (const auto& kv : ms->as_object()) {
+        if (!kv.value().is_object()) continue;
+        const json::object& o = kv.value().as_object();
+        const json::value* day = o.if_contains("day");
+        if (!day || !day->is_string()) continue;
+        dosimetry::GuardState g;
+        g.attenuation_db = number(o, "attenuation_db");
+        g.elapsed_s = number(o, "elapsed_s");
+        g.mix_slow_pa2 = number(o, "mix_slow_pa2");
+        g.mix_fast_pa2 = number(o, "mix_fast_pa2");
+        g.leak_slow_pa2 = number(o, "leak_slow_pa2");
+        g.leak_fast_pa2 = number(o, "leak_fast_pa2");
+        g.within_s = number(o, "within_s");
+        const json::value* ep = o.if_contains("over_episode");
+        g.over_episode = ep && ep->is_bool() && ep->as_bool();
+        saved_guard[std::string(kv.key())] = {std::string(day->as_string()), g};
+    }
+    // show.length_min counts from the show's start, not from this restart.
+    const double start = number(*root, "show_start_utc");
+    if (!saved_guard.empty() && std::isfinite(start) && start <= now) started_utc = start;
+}
+
+void Daemon::Impl::save_guard_state() {
+    guard_dirty = false;
+    last_guard_save = Clock::now();
+    const double now = wall_now();
+    json::object ms;
+    for (const auto& [id, p] : protect) {
+        dosimetry::DoseStatus st;
+        if (p.guard.settings().mode == dosimetry::GuardMode::off || !keeper.status(id, now, st)) continue;
+        const dosimetry::GuardState& g = p.guard.state();
+        json::object o;
+        o["day"] = st.day.str();
+        o["attenuation_db"] = g.attenuation_db;
+        o["elapsed_s"] = g.elapsed_s;
+        o["mix_slow_pa2"] = g.mix_slow_pa2;
+        o["mix_fast_pa2"] = g.mix_fast_pa2;
+        o["leak_slow_pa2"] = g.leak_slow_pa2;
+        o["leak_fast_pa2"] = g.leak_fast_pa2;
+        o["over_episode"] = g.over_episode;
+        o["within_s"] = g.within_s;
+        ms[id] = std::move(o);
+    }
+    json::object root;
+    root["version"] = 1;
+    root["saved_utc"] = now;
+    root["show_start_utc"] = started_utc;
+    root["musicians"] = std::move(ms);
+    if (!write_file_durable(guard_path(), json::serialize(root) + "\n"))
+        log::error_limited("guard-save", "dose guard: cannot write %s: %s", guard_path().c_str(),
+                           std::strerror(errno));
+}
+
 void Daemon::Impl::warn_event(const std::string& id, Protect& p, const std::string& kind,
                               const std::string& message, double threshold, double value) {
     const double now = wall_now();
-    log::warn_limited("dose-warning", "%s: %s", id.c_str(), message.c_str());
-    p.recent.push_back(Protect::Recent{now, kind, message});
-    while (p.recent.size() > 20) p.recent.pop_front();
+    // The journal: dose thresholds and acknowledgements are never rate-limited; the momentary
+    // reminders and the guard's own warnings have a key per musician and kind, so one musician's
+    // reminders cannot hide another's (or a threshold) from journald.
+    const bool momentary = kind == "momentary_cap" || kind == "momentary_rs2";
+    const bool dose = kind == "niosh_daily" || kind == "who_weekly";
+    if (dose || kind == "guard_suspended" || kind == "guard_resumed")
+        log::warn("%s: %s", id.c_str(), message.c_str());
+    else
+        log::warn_limited(("dose-warning " + id + " " + kind).c_str(), "%s: %s", id.c_str(), message.c_str());
+    // Status and top: the momentary ones apart, so their reminders do not push the rest out.
+    std::deque<Protect::Recent>& list = momentary ? p.recent_momentary : p.recent;
+    list.push_back(Protect::Recent{now, kind, message});
+    while (list.size() > (momentary ? 6u : 20u)) list.pop_front();
+    if (dose) p.last_dose = Protect::Recent{now, kind, message};
     // The exposure log's event file: <state-dir>/exposure/<id>/events.csv (docs/protection.md).
     const std::string dir = opt.state_dir + "/exposure/" + id;
     std::string err;
@@ -1915,6 +2062,22 @@ void Daemon::Impl::protect_second(const std::string& id, const engine::DoseFrame
     if (ls->level_dba > mix_dba + 1e-9) // the level is the mix plus the leak by energy
         leak = dosimetry::level_db(dosimetry::pa2(ls->level_dba) - dosimetry::pa2(mix_dba));
 
+    // An engineer's suspension lasts to the planned end of the show it was made in, and never past
+    // the end of its dose day (docs/protection.md): the guard re-arms by itself.
+    if (p.guard.suspended()) {
+        if (p.suspended_day.empty()) p.suspended_day = st.day.str();
+        const bool show_over =
+            std::isfinite(show_end_utc) && now >= show_end_utc && p.guard.suspended_at() < show_end_utc;
+        const bool day_over = st.day.str() != p.suspended_day;
+        if (show_over || day_over) {
+            p.guard.resume();
+            warn_event(id, p, "guard_resumed",
+                       show_over ? "dose guard resumed: the planned show has ended"
+                                 : "dose guard resumed: a new dose day has begun",
+                       0, 0);
+        }
+    }
+
     // The guard: once per second of audio heard.
     dosimetry::GuardInput gi;
     gi.seconds = secs;
@@ -1926,10 +2089,10 @@ void Daemon::Impl::protect_second(const std::string& id, const engine::DoseFrame
         std::isfinite(show_end_utc) ? show_end_utc - now : std::numeric_limits<double>::quiet_NaN();
     gi.applied_db = f.guard_gain < 1.0f ? -dsp::gain_to_db(static_cast<double>(f.guard_gain)) : 0.0;
     const double att = p.guard.update(gi);
+    guard_dirty = guard_dirty || p.guard.settings().mode != dosimetry::GuardMode::off;
     if (eng && (att > 0 || gi.applied_db > 0))
         eng->set_guard(id, -att, static_cast<uint32_t>(eng->sample_rate())); // 1 s ramps: the guard is slow
-    if (p.guard.over_budget() && !p.over_reported) {
-        p.over_reported = true;
+    if (p.guard.over_budget_started()) { // once per episode (DoseGuard: re-armed after 30 min within)
         char m[200];
         std::snprintf(m, sizeof m, "projected %.0f %% of the %s budget at the end of the show%s",
                       p.guard.projected_pct(),
@@ -1938,8 +2101,6 @@ void Daemon::Impl::protect_second(const std::string& id, const engine::DoseFrame
                                                                 : " (the guard is lowering the mix)")
                                          : "");
         warn_event(id, p, "guard_over_budget", m, 100.0, p.guard.projected_pct());
-    } else if (!p.guard.over_budget()) {
-        p.over_reported = false;
     }
 
     // Warnings: dose thresholds, and the momentary ones (LAeq,1s over the cap or RS2).
@@ -2069,6 +2230,7 @@ void Daemon::Impl::on_tick() {
     }
     // At most once a second, also while moves keep coming (a long fader ride is saved as it goes).
     if (mix.dirty() && secs_since(last_mix_save) >= 1.0) save_mix();
+    if (guard_dirty && secs_since(last_guard_save) >= 10.0) save_guard_state();
     watchdog();
 }
 
@@ -2162,6 +2324,7 @@ void Daemon::Impl::shutdown() {
     // Everything that does not need the JACK server comes first, so a server that never answers
     // costs neither the mix nor the dose.
     save_mix();
+    if (guard_dirty) save_guard_state();
     if (eng && jack) drain(*eng, true);
     keeper.sync();
     ::unlink((opt.runtime_dir + "/status.json").c_str());
@@ -2264,6 +2427,7 @@ int Daemon::run() {
     s.save_mix();
     s.keeper.configure(s.cfg, wall_now());
     s.started_utc = wall_now();
+    s.load_guard_state(); // may continue the show's start (show.length_min)
     s.configure_protection();
     s.load_learned();
     s.hub.on_events([&s] { s.on_midi(); });

@@ -34,9 +34,9 @@ DoseWarnings::DoseWarnings(WarningSettings s) : _s(std::move(s)) {
     if (!(_s.holdoff_s >= 0.0)) _s.holdoff_s = 10.0;
 }
 
-double DoseWarnings::threshold(int i) const noexcept {
+double DoseWarnings::threshold(int64_t i) const noexcept {
     const auto& t = _s.thresholds_pct;
-    const int n = static_cast<int>(t.size());
+    const int64_t n = static_cast<int64_t>(t.size());
     if (i < n) return t[static_cast<std::size_t>(i)];
     if (_s.repeat_every_pct <= 0.0) return std::numeric_limits<double>::infinity();
     const double last = n > 0 ? t.back() : 0.0;
@@ -49,17 +49,41 @@ double DoseWarnings::next_threshold(WarningKind k) const noexcept {
     return std::numeric_limits<double>::infinity();
 }
 
+int64_t DoseWarnings::count_at_or_below(double v) const noexcept {
+    const auto& t = _s.thresholds_pct;
+    const int64_t n = static_cast<int64_t>(t.size());
+    if (!(v >= threshold(0))) return 0; // also NaN
+    // A first guess straight from the list or the repeat step (no loop over the thresholds: a
+    // runaway value of 1e13 % costs the same as 120 %), then at most a step either way for rounding.
+    int64_t k = n;
+    if (n > 0 && v < t.back()) {
+        k = static_cast<int64_t>(std::upper_bound(t.begin(), t.end(), v) - t.begin());
+    } else if (_s.repeat_every_pct > 0.0) {
+        const double last = n > 0 ? t.back() : 0.0;
+        const double j = std::floor((v - last) / _s.repeat_every_pct);
+        k = n + static_cast<int64_t>(std::clamp(j, 0.0, static_cast<double>(max_index - n)));
+    }
+    while (k > 0 && threshold(k - 1) > v) --k;
+    while (k < max_index && threshold(k) <= v) ++k;
+    return k;
+}
+
 void DoseWarnings::dose(WarningKind k, Armed& a, double value, std::vector<Warning>& out) {
     if (std::isnan(value)) return;
-    // Re-arm: every fired threshold the value has fallen clearly below (the highest first).
-    while (a.next > 0 && value < threshold(a.next - 1) * (1.0 - _s.hysteresis)) --a.next;
+    // Re-arm: every fired threshold the value has fallen clearly below, i.e. keep the fired ones
+    // with threshold * (1 - hysteresis) <= value (computed, then checked exactly).
+    const double keep_below = _s.hysteresis < 1.0 ? value / (1.0 - _s.hysteresis) : value;
+    int64_t keep = std::min(a.next, count_at_or_below(keep_below));
+    while (keep > 0 && value < threshold(keep - 1) * (1.0 - _s.hysteresis)) --keep;
+    while (keep < a.next && !(value < threshold(keep) * (1.0 - _s.hysteresis))) ++keep;
+    a.next = keep;
     // Fire: every armed threshold the value has reached, in ascending order.
-    for (int n = 0; n < max_events_per_update && value >= threshold(a.next); ++n) {
+    for (int n = 0; n < max_events_per_update && a.next < max_index && value >= threshold(a.next); ++n) {
         out.push_back({k, threshold(a.next), value, 0.0});
         ++a.next;
     }
     // A runaway value (or an absurd jump): the thresholds passed without a warning count as fired.
-    while (value >= threshold(a.next)) ++a.next;
+    a.next = std::max(a.next, count_at_or_below(value));
 }
 
 void DoseWarnings::update(double niosh_pct, double who_pct, std::vector<Warning>& out) {
@@ -68,13 +92,8 @@ void DoseWarnings::update(double niosh_pct, double who_pct, std::vector<Warning>
 }
 
 void DoseWarnings::prime(double niosh_pct, double who_pct) noexcept {
-    auto set = [this](Armed& a, double v) {
-        if (std::isnan(v)) return;
-        a.next = 0;
-        while (v >= threshold(a.next)) ++a.next;
-    };
-    set(_niosh, niosh_pct);
-    set(_who, who_pct);
+    if (!std::isnan(niosh_pct)) _niosh.next = count_at_or_below(niosh_pct);
+    if (!std::isnan(who_pct)) _who.next = count_at_or_below(who_pct);
 }
 
 void DoseWarnings::momentary(double t_s, double laeq_1s_dba, double cap_dba, double rs2_dba,

@@ -147,7 +147,7 @@ json::object musician_json(const MusicianReport& m) {
         for (const SecondReport& sr : m.seconds) {
             la.push_back(num(sr.laeq_dba, 2));
             cg.push_back(num(sr.cap_gr_db, 3));
-            gd.push_back(num(sr.guard_db, 4));
+            gd.push_back(num(sr.guard_db, 6));
             np.push_back(num(sr.niosh_pct, 4));
         }
         json::object ps;

@@ -1,8 +1,10 @@
 // Dose budget guard (issue 7): the highest steady level for a budget (NIOSH daily, WHO weekly),
-// the controller (a 3-hour show at 100 dBA ends on the budget; the attenuation never moves faster
-// than the rate; no oscillation; depth saturation; warn mode; engineer suspension; the stage leak),
-// and the dose/momentary warnings (once per crossing, in order, re-arm with hysteresis, every
-// further 100 %, hold-off). `test_dosimetry "[.figures]"` prints the figures in docs/protection.md.
+// the controller (3-hour shows: steady, songs and breaks, louder and quieter halves, sets, end at or
+// below the budget; the attenuation never moves faster than the rate nor deeper than the depth; few
+// changes of direction; the over-budget warning once per episode; depth saturation; warn mode;
+// engineer suspension; the stage leak; the saved state), and the dose/momentary warnings (once per
+// crossing, in order, re-arm with hysteresis, every further 100 %, bounded work, hold-off).
+// `test_dosimetry "[.figures]"` prints the figures in docs/protection.md.
 #include "earshot/dosimetry/dose.hpp"
 #include "earshot/dosimetry/guard.hpp"
 #include "earshot/dosimetry/warnings.hpp"
@@ -10,11 +12,15 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 using namespace earshot::dosimetry;
@@ -26,15 +32,18 @@ struct Show {
     double niosh_pct = 0;      // the day's NIOSH dose at the end
     double who_pct = 0;        // the weekly dose at the end (% of 1.6 Pa^2 h)
     double max_up = 0;         // largest attenuation increase in one update, dB
-    double max_down = 0;       // largest attenuation decrease in one update, dB
+    double max_down = 0;       // largest attenuation decrease in one update while planning, dB
     double max_atten = 0;      // dB
     double final_atten = 0;    // dB
-    int reversals = 0;         // changes of direction of the attenuation
+    int reversals = 0;         // changes of direction of the attenuation while planning
+    int announced = 0;         // over-budget episodes opened (over_budget_started())
     std::vector<double> atten; // per second
 };
 
 // Plays a show of `seconds` (1 s intervals): the mix would be level(t) dBA at the ear without the
 // guard; the engine applies the guard's last output, so the musician hears level(t) - atten.
+// "While planning" = while seconds_left > 0 (at the planned end itself nothing is planned any more
+// and the guard lets go at the rate).
 Show play(DoseGuard& g, const std::function<double(double)>& level, double seconds, double niosh0 = 0.0,
           double week0_pa2h = 0.0, double leak_dba = -inf,
           const std::function<void(int, DoseGuard&)>& at = {}) {
@@ -44,7 +53,8 @@ Show play(DoseGuard& g, const std::function<double(double)>& level, double secon
     const int n = static_cast<int>(std::lround(seconds));
     for (int t = 0; t < n; ++t) {
         if (at) at(t, g);
-        const double mix = level(t) - atten;
+        const double lv = level(t);
+        const double mix = lv == -inf ? -inf : lv - atten;
         const double heard = energy_sum_db(mix, leak_dba);
         day.add(heard, -inf, 1.0);
         week += pa2(heard) / 3600.0;
@@ -58,11 +68,14 @@ Show play(DoseGuard& g, const std::function<double(double)>& level, double secon
         const double a = g.update(in);
         const double d = a - atten;
         s.max_up = std::max(s.max_up, d);
-        s.max_down = std::max(s.max_down, -d);
-        if (std::fabs(d) > 1e-9) {
-            if (dir != 0.0 && (d > 0.0) != (dir > 0.0)) ++s.reversals;
-            dir = d;
+        if (in.seconds_left > 0) {
+            s.max_down = std::max(s.max_down, -d);
+            if (std::fabs(d) > 1e-9) {
+                if (dir != 0.0 && (d > 0.0) != (dir > 0.0)) ++s.reversals;
+                dir = d;
+            }
         }
+        if (g.over_budget_started()) ++s.announced;
         atten = a;
         s.max_atten = std::max(s.max_atten, a);
         s.atten.push_back(a);
@@ -73,6 +86,40 @@ Show play(DoseGuard& g, const std::function<double(double)>& level, double secon
     return s;
 }
 
+// The NIOSH dose of a show heard with a fixed attenuation throughout (an oracle that knows the show).
+double niosh_with(const std::function<double(double)>& level, double seconds, double atten_db) {
+    DoseTotals d;
+    for (int t = 0; t < static_cast<int>(seconds); ++t) {
+        const double lv = level(t);
+        d.add(lv == -inf ? -inf : lv - atten_db, -inf, 1.0);
+    }
+    return d.niosh_pct();
+}
+
+// The least NIOSH dose any guard limited to `rate` and `depth` could reach on a show: the
+// attenuation rising at the rate from 0 to the depth at once, and staying there.
+double niosh_floor(const std::function<double(double)>& level, double seconds, double rate, double depth) {
+    DoseTotals d;
+    for (int t = 0; t < static_cast<int>(seconds); ++t) {
+        const double lv = level(t);
+        d.add(lv == -inf ? -inf : lv - std::min(depth, rate * t), -inf, 1.0);
+    }
+    return d.niosh_pct();
+}
+
+// Songs of ~98 dBA (a new phrase level, normal with sd 3 dB, every 20 s) of 230 s with 40 s gaps
+// at 72 dBA: the audit's "songs and gaps" show.
+std::vector<double> songs_230_40(double seconds) {
+    std::mt19937 rng(1);
+    std::normal_distribution<double> n(0, 3);
+    std::vector<double> lv(static_cast<std::size_t>(seconds));
+    double cur = 98;
+    for (std::size_t t = 0; t < lv.size(); ++t) {
+        if (t % 20 == 0) cur = 98 + n(rng);
+        lv[t] = t % 270 < 230 ? cur : 72;
+    }
+    return lv;
+}
 GuardSettings limit(double depth_db = 12.0) {
     GuardSettings s;
     s.mode = GuardMode::limit;
@@ -139,6 +186,206 @@ TEST_CASE("guard: a 3-hour show at 100 dBA with the guard limiting ends on 100 %
     // enough all along.
     CHECK(s.niosh_pct == Approx(99.0).margin(0.1));
     CHECK_FALSE(saturated);
+    CHECK(s.announced == 1);
+}
+
+TEST_CASE("guard: 3-hour shows of songs and breaks end at or below the budget, without hunting",
+          "[dosimetry][guard]") {
+    // The shows the audit of the first guard measured (it planned from the last 60 s and let go in
+    // every break: 116.8 % with 40 reversals on the first one, 71 reversals and 36 over-budget
+    // warnings on the third). The plan is 99 % (the 1 % margin). A show that ends in a break ends
+    // that break's share under it: no guard that cannot see the future can spend it.
+    const std::vector<double> songs = songs_230_40(3 * 3600.0);
+    struct Case {
+        const char* name;
+        std::function<double(double)> level;
+        double min_pct;    // the final dose is within [min_pct, 100]
+        int max_reversals; // changes of direction while planning
+    };
+    const std::vector<Case> cases = {
+        {"steady 100 dBA", [](double) { return 100.0; }, 98.9, 0},
+        {"steady 95 dBA", [](double) { return 95.0; }, 98.9, 0},
+        {"3 min 102 / 3 min 80 dBA", [](double t) { return std::fmod(t, 360) < 180 ? 102.0 : 80.0; }, 96.5,
+         8},
+        {"4 min 100 / 1 min 75 dBA", [](double t) { return std::fmod(t, 300) < 240 ? 100.0 : 75.0; }, 97.0,
+         2},
+        {"4 min 100 dBA / 1 min silence", [](double t) { return std::fmod(t, 300) < 240 ? 100.0 : -inf; },
+         97.0, 2},
+        {"4 min 100 / 2 min 70 dBA", [](double t) { return std::fmod(t, 360) < 240 ? 100.0 : 70.0; }, 96.5,
+         4},
+        {"230 s songs ~98 dBA / 40 s gaps", [&](double t) { return songs[static_cast<std::size_t>(t)]; },
+         96.5, 6},
+        {"two sets, 30 min break", [](double t) { return t < 4500 || t >= 6300 ? 100.0 : 70.0; }, 98.5, 2},
+        {"a 90 dBA ballad every 20 min", [](double t) { return std::fmod(t, 1200) >= 900 ? 90.0 : 100.0; },
+         96.0, 4},
+        {"quiet hour at 80, then 2 h at 100 dBA", [](double t) { return t < 3600 ? 80.0 : 100.0; }, 98.5, 0},
+        {"1 h at 100, then 2 h at 95 dBA", [](double t) { return t < 3600 ? 100.0 : 95.0; }, 98.5, 1},
+    };
+    for (const Case& c : cases) {
+        DoseGuard g(limit());
+        const Show s = play(g, c.level, 3 * 3600.0);
+        INFO(c.name << ": NIOSH " << s.niosh_pct << " %, " << s.reversals << " reversals, " << s.announced
+                    << " over-budget warnings, attenuation " << s.max_atten << " dB max, " << s.final_atten
+                    << " dB at the end (a constant " << niosh_with(c.level, 3 * 3600.0, s.final_atten)
+                    << " % at the final attenuation)");
+        CHECK(s.niosh_pct <= 100.0);
+        CHECK(s.niosh_pct >= c.min_pct);
+        CHECK(s.reversals <= c.max_reversals);
+        CHECK(s.announced == 1); // once, at the start of the show: the plan then holds
+        CHECK(s.max_up <= 1.0 / 30.0 + 1e-12);
+        CHECK(s.max_down <= 1.0 / 30.0 + 1e-12);
+        CHECK(s.max_atten <= 12.0);
+    }
+}
+
+TEST_CASE("guard: a show the depth cannot hold does as well as any guard at that rate could",
+          "[dosimetry][guard]") {
+    // 5 min at 104 dBA / 5 min at 70 dBA for 3 hours: a constant 11.8 dB from the first second
+    // would end on 99 %, but at 1 dB per 30 s the first song alone uses a third of the day before
+    // 10 dB are reached, and 12 dB then leave 92 dBA songs: no guard of this rate and depth can end
+    // under about 122 %. This one holds the full depth through every break and gets there.
+    const auto level = [](double t) { return std::fmod(t, 600) < 300 ? 104.0 : 70.0; };
+    const double floor = niosh_floor(level, 3 * 3600.0, 1.0 / 30.0, 12.0);
+    DoseGuard g(limit());
+    bool saturated = false;
+    const Show s = play(g, level, 3 * 3600.0, 0.0, 0.0, -inf,
+                        [&](int t, DoseGuard& gg) { saturated = saturated || (t > 900 && gg.saturated()); });
+    CAPTURE(floor, s.niosh_pct, s.reversals);
+    CHECK(floor > 115.0);
+    CHECK(s.niosh_pct <= floor * 1.005);
+    CHECK(saturated);
+    CHECK(s.reversals == 0);
+    CHECK(s.announced == 1);
+    // With 24 dB of depth the same show fits.
+    DoseGuard g24(limit(24.0));
+    const Show s24 = play(g24, level, 3 * 3600.0);
+    CAPTURE(s24.niosh_pct, s24.max_atten);
+    CHECK(s24.niosh_pct <= 100.0);
+    CHECK(s24.niosh_pct >= 96.0);
+    CHECK(s24.max_up <= 1.0 / 30.0 + 1e-12);
+}
+
+TEST_CASE("guard: random shows of songs and breaks end within 2 % of the budget", "[dosimetry][guard]") {
+    // 3-hour shows: songs of 2.5-7 min at a level drawn around a base of 94-101 dBA (sd 2 dB) that
+    // drifts by up to +-4 dB over the show, breaks of 10 s - 3 min (silence or 60-75 dBA). Only
+    // shows a constant attenuation of at most 9 dB would fit (the guard has to ramp there first and
+    // has 12 dB). The first guard ended such shows up to 31 % over.
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<double> u01(0.0, 1.0);
+    std::normal_distribution<double> nrm(0.0, 1.0);
+    int played = 0;
+    double worst = 0, lowest = 1e9;
+    int most_reversals = 0;
+    for (int k = 0; k < 40; ++k) {
+        const double base = 94 + 7 * u01(rng), song = 150 + 270 * u01(rng), gap = 10 + 170 * u01(rng);
+        const double gap_level =
+            std::array<double, 4>{-inf, 60, 70, 75}[static_cast<std::size_t>(4 * u01(rng)) % 4];
+        const double trend = -4 + 8 * u01(rng);
+        std::vector<double> lv;
+        while (lv.size() < 3 * 3600) {
+            const double l = base + trend * static_cast<double>(lv.size()) / (3 * 3600) + 2 * nrm(rng);
+            for (int i = 0; i < static_cast<int>(song); ++i) lv.push_back(l + 0.5 * nrm(rng));
+            for (int i = 0; i < static_cast<int>(gap); ++i) lv.push_back(gap_level);
+        }
+        lv.resize(3 * 3600);
+        const auto level = [&](double t) { return lv[static_cast<std::size_t>(t)]; };
+        // The constant attenuation that ends on 99 %, by bisection.
+        double lo = 0, hi = 40;
+        for (int i = 0; i < 40; ++i) {
+            const double mid = (lo + hi) / 2;
+            (niosh_with(level, 3 * 3600.0, mid) > 99.0 ? lo : hi) = mid;
+        }
+        if (lo > 9.0) continue;
+        ++played;
+        DoseGuard g(limit());
+        const Show s = play(g, level, 3 * 3600.0);
+        INFO("show " << k << ": base " << base << " dBA, songs " << song << " s, gaps " << gap << " s at "
+                     << gap_level << ", drift " << trend << " dB; constant " << lo << " dB; NIOSH "
+                     << s.niosh_pct << " %, " << s.reversals << " reversals");
+        CHECK(s.niosh_pct <= 102.0);
+        CHECK(s.max_up <= 1.0 / 30.0 + 1e-12);
+        CHECK(s.max_down <= 1.0 / 30.0 + 1e-12);
+        CHECK(s.max_atten <= 12.0);
+        worst = std::max(worst, s.niosh_pct);
+        lowest = std::min(lowest, s.niosh_pct);
+        most_reversals = std::max(most_reversals, s.reversals);
+    }
+    CAPTURE(played, worst, lowest, most_reversals);
+    CHECK(played >= 20);
+    CHECK(lowest >= 85.0); // it uses the budget rather than silencing the show
+    CHECK(most_reversals <= 30);
+}
+
+TEST_CASE("guard: the over-budget warning opens once per episode", "[dosimetry][guard]") {
+    // An hour at 100 dBA of a 3-hour plan (the guard settles), an hour of 85 dBA (well within: the
+    // episode closes after 10 minutes within the budget), then 106 dBA: a new episode, announced.
+    DoseGuard g(limit(24.0));
+    std::vector<int> opened;
+    const Show s = play(
+        g, [](double t) { return t < 3600   ? 100.0
+                                 : t < 7200 ? 85.0
+                                            : 106.0; }, 3 * 3600.0, 0.0, 0.0, -inf,
+        [&](int t, DoseGuard& gg) {
+            if (gg.over_budget_started()) opened.push_back(t);
+        });
+    CAPTURE(opened);
+    REQUIRE(opened.size() == 2);
+    CHECK(opened[0] <= 2);
+    CHECK(opened[1] > 7200);
+    CHECK(opened[1] < 7200 + 60);
+    CHECK(s.announced == 2);
+    CHECK(s.niosh_pct <= 100.0);
+}
+
+TEST_CASE("guard: a restored state continues the show as if nothing happened", "[dosimetry][guard]") {
+    // The daemon saves state() and restores it at start-up: the planning (averages, attenuation,
+    // over-budget episode) carries on.
+    const auto level = [](double t) { return std::fmod(t, 360) < 180 ? 102.0 : 80.0; };
+    DoseGuard whole(limit());
+    const Show ref = play(whole, level, 3 * 3600.0);
+    // The same show, with the guard replaced by a fresh one restored from the state at 100 min.
+    DoseGuard first(limit()), second(limit());
+    DoseTotals day;
+    double atten = 0;
+    std::vector<double> trace;
+    for (int t = 0; t < 3 * 3600; ++t) {
+        DoseGuard& g = t < 6000 ? first : second;
+        if (t == 6000) {
+            second.restore(first.state());
+            CHECK(second.attenuation_db() == first.attenuation_db());
+        }
+        const double mix = level(t) - atten;
+        day.add(mix, -inf, 1.0);
+        GuardInput in;
+        in.level_dba = mix;
+        in.niosh_pct = day.niosh_pct();
+        in.seconds_left = 3 * 3600.0 - (t + 1);
+        atten = g.update(in);
+        trace.push_back(atten);
+    }
+    CHECK(day.niosh_pct() == Approx(ref.niosh_pct).epsilon(1e-12));
+    double diff = 0;
+    for (std::size_t i = 0; i < trace.size(); ++i) diff = std::max(diff, std::fabs(trace[i] - ref.atten[i]));
+    CHECK(diff < 1e-9);
+    // A fresh guard (what a restart without the saved state does) starts from 0 dB instead.
+    DoseGuard fresh(limit());
+    GuardInput in;
+    in.level_dba = 90.0;
+    in.niosh_pct = 60.0;
+    in.seconds_left = 3600;
+    CHECK(fresh.update(in) <= 1.0 / 30.0 + 1e-12);
+    // Nonsense in a saved state is cleaned up.
+    GuardState bad;
+    bad.attenuation_db = std::nan("");
+    bad.mix_slow_pa2 = -1;
+    bad.elapsed_s = inf;
+    bad.mix_fast_pa2 = 1e300;
+    DoseGuard r(limit());
+    r.restore(bad);
+    CHECK(r.attenuation_db() == 0.0);
+    CHECK(r.state().mix_slow_pa2 == 0.0);
+    CHECK(r.state().elapsed_s == 0.0);
+    CHECK(std::isfinite(r.update(in)));
 }
 
 TEST_CASE("guard: the attenuation never moves faster than the rate", "[dosimetry][guard]") {
@@ -438,6 +685,88 @@ TEST_CASE("warnings: prime() after a restart does not repeat what was announced"
     CHECK(ev.size() == 1);
 }
 
+TEST_CASE("warnings: a runaway dose costs no more than a normal one, and prime() is bounded",
+          "[dosimetry][warnings]") {
+    // A mis-calibrated measurement input can push the figures to absurd values: the thresholds
+    // passed are computed, not counted (the first version looped once per 100 % passed: 1e11
+    // iterations at 1e13 %, and an int overflow beyond).
+    const auto t0 = std::chrono::steady_clock::now();
+    DoseWarnings w;
+    std::vector<Warning> ev;
+    w.update(1e13, 1e300, ev);
+    CHECK(ev.size() == 2 * static_cast<std::size_t>(DoseWarnings::max_events_per_update));
+    // Everything passed counts as fired: the next threshold is above the value.
+    CHECK(w.next_threshold(WarningKind::niosh_daily) > 1e13);
+    CHECK(w.next_threshold(WarningKind::niosh_daily) <= 1e13 + 100.0);
+    ev.clear();
+    w.update(1e13, 1e300, ev);
+    CHECK(ev.empty());
+    // Falling back re-arms everything the value fell clearly below, in one step.
+    w.update(10, 10, ev);
+    CHECK(ev.empty());
+    CHECK(w.next_threshold(WarningKind::niosh_daily) == 50);
+    CHECK(w.next_threshold(WarningKind::who_weekly) == 50);
+    w.update(130, 0, ev);
+    REQUIRE(ev.size() == 3);
+    CHECK(ev[2].threshold == 100);
+    // prime() of absurd values is immediate too, and exact on the thresholds.
+    DoseWarnings p;
+    p.prime(1e15, std::numeric_limits<double>::max());
+    CHECK(p.next_threshold(WarningKind::niosh_daily) > 1e15);
+    p.prime(300, 100);
+    CHECK(p.next_threshold(WarningKind::niosh_daily) == 400);
+    CHECK(p.next_threshold(WarningKind::who_weekly) == 200);
+    p.prime(299.999, 99.999);
+    CHECK(p.next_threshold(WarningKind::niosh_daily) == 300);
+    CHECK(p.next_threshold(WarningKind::who_weekly) == 100);
+    ev.clear();
+    p.update(300, 100, ev);
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[0].threshold == 300);
+    CHECK(ev[1].threshold == 100);
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(ms < 100.0);
+    // Custom thresholds without repeats: past the last one nothing more, whatever the value.
+    WarningSettings st;
+    st.thresholds_pct = {25, 75};
+    st.repeat_every_pct = 0;
+    DoseWarnings c(st);
+    ev.clear();
+    c.update(1e12, 0, ev);
+    CHECK(ev.size() == 2);
+    CHECK(c.next_threshold(WarningKind::niosh_daily) == inf);
+}
+
+TEST_CASE("warnings: a rolling weekly window fires each threshold once, re-arms as old days leave it",
+          "[dosimetry][warnings]") {
+    // Three weeks of days (energy % of the weekly allowance per day); the WHO figure is the sum of
+    // the last 7. Thresholds fire once per crossing in order, and re-arm only when the window has
+    // fallen 5 % below them.
+    const std::vector<double> days = {20, 20, 20, 5,  0,  0, 0, 30, 30, 0, 0, 0, 0,
+                                      0,  0,  0,  60, 50, 0, 0, 0,  0,  0, 0, 0, 100};
+    std::deque<double> win;
+    DoseWarnings w;
+    std::vector<std::pair<int, double>> fired; // (day, threshold)
+    for (int d = 0; d < static_cast<int>(days.size()); ++d) {
+        win.push_back(days[static_cast<std::size_t>(d)]);
+        if (win.size() > 7) win.pop_front();
+        double sum = 0;
+        for (double x : win) sum += x;
+        std::vector<Warning> ev;
+        // Several updates a day at the same figure: nothing repeats.
+        for (int i = 0; i < 3; ++i) w.update(0, sum, ev);
+        for (const Warning& e : ev) fired.emplace_back(d, e.threshold);
+    }
+    // The window: 20 40 60 65 65 65 65 75 85 65 60 60 60 60 30 0 60 110 110 110 110 110 110 50 0 100.
+    // Day 2 (60): 50. Day 8 (85): 80. Day 9 (65 < 76) re-arms 80, day 14 (30 < 47.5) re-arms 50.
+    // Day 16 (60): 50 again. Day 17 (110): 80, 100. Day 23 (50) re-arms 100 and 80, day 24 (0)
+    // re-arms 50. Day 25 (100): 50, 80, 100, in order.
+    const std::vector<std::pair<int, double>> want = {{2, 50},   {8, 80},  {16, 50}, {17, 80},
+                                                      {17, 100}, {25, 50}, {25, 80}, {25, 100}};
+    CHECK(fired == want);
+}
+
 TEST_CASE("warnings: momentary warnings over the cap and RS2, with a 10 s hold-off",
           "[dosimetry][warnings]") {
     DoseWarnings w;
@@ -465,6 +794,16 @@ TEST_CASE("warnings: momentary warnings over the cap and RS2, with a 10 s hold-o
     // A single loud second after a quiet spell warns at once.
     w2.momentary(40, 101.0, 95.0, 100.0, ev);
     CHECK(ev.size() == 2);
+    // The hold-off counts from the last warning of the kind, not from the last loud second: a level
+    // flickering across RS2 every other second warns every 10 s, not every 2 s.
+    DoseWarnings w3;
+    std::vector<double> at;
+    for (int t = 0; t < 40; ++t) {
+        ev.clear();
+        w3.momentary(t, t % 2 == 0 ? 101.0 : 99.0, inf, 100.0, ev);
+        for (const auto& e : ev) at.push_back(e.t_s);
+    }
+    CHECK(at == std::vector<double>{0, 10, 20, 30});
 }
 
 TEST_CASE("guard: figures for docs/protection.md", "[.figures]") {
@@ -473,17 +812,39 @@ TEST_CASE("guard: figures for docs/protection.md", "[.figures]") {
             DoseGuard g(limit(depth));
             const Show s = play(
                 g, [&](double) { return lvl; }, 3 * 3600.0);
-            int t_near = -1; // first second within 0.05 dB of the final attenuation
-            for (std::size_t i = 0; i < s.atten.size(); ++i)
-                if (s.atten[i] >= s.final_atten - 0.05) {
-                    t_near = static_cast<int>(i);
-                    break;
-                }
             std::printf(
-                "3 h at %.0f dBA, depth %.0f dB: NIOSH %.2f %%, attenuation at 5 / 10 / 30 / 90 / 180 min "
-                "%.2f / %.2f / %.2f / %.2f / %.2f dB (within 0.05 dB of the end after %d s)\n",
+                "3 h at %.0f dBA, depth %.0f dB: NIOSH %.2f %%, attenuation at 5 / 10 / 30 / 90 / 179 min "
+                "%.2f / %.2f / %.2f / %.2f / %.2f dB, max %.2f dB\n",
                 lvl, depth, s.niosh_pct, s.atten[299], s.atten[599], s.atten[1799], s.atten[5399],
-                s.final_atten, t_near);
+                s.atten[10739], s.max_atten);
         }
+    }
+    // The song/break shows: final dose, changes of direction, over-budget warnings, attenuation.
+    const std::vector<double> songs = songs_230_40(3 * 3600.0);
+    const std::vector<std::pair<const char*, std::function<double(double)>>> shows = {
+        {"steady 100 dBA", [](double) { return 100.0; }},
+        {"3 min 102 / 3 min 80 dBA", [](double t) { return std::fmod(t, 360) < 180 ? 102.0 : 80.0; }},
+        {"5 min 104 / 5 min 70 dBA", [](double t) { return std::fmod(t, 600) < 300 ? 104.0 : 70.0; }},
+        {"4 min 100 / 1 min 75 dBA", [](double t) { return std::fmod(t, 300) < 240 ? 100.0 : 75.0; }},
+        {"4 min 100 dBA / 1 min silence", [](double t) { return std::fmod(t, 300) < 240 ? 100.0 : -inf; }},
+        {"4 min 100 / 2 min 70 dBA", [](double t) { return std::fmod(t, 360) < 240 ? 100.0 : 70.0; }},
+        {"230 s songs ~98 dBA / 40 s gaps", [&](double t) { return songs[static_cast<std::size_t>(t)]; }},
+        {"20 min 100, then 80 dBA", [](double t) { return t < 1200 ? 100.0 : 80.0; }},
+        {"1 h 80, then 2 h 100 dBA", [](double t) { return t < 3600 ? 80.0 : 100.0; }},
+        {"1 h 100, then 2 h 95 dBA", [](double t) { return t < 3600 ? 100.0 : 95.0; }},
+        {"two sets, 30 min break at 70 dBA", [](double t) { return t < 4500 || t >= 6300 ? 100.0 : 70.0; }},
+        {"a 90 dBA ballad every 20 min", [](double t) { return std::fmod(t, 1200) >= 900 ? 90.0 : 100.0; }},
+        {"rising 92 -> 100 dBA", [](double t) { return 92.0 + 8.0 * t / (3 * 3600.0); }},
+    };
+    for (const auto& [name, level] : shows) {
+        DoseGuard g(limit());
+        const Show s = play(g, level, 3 * 3600.0);
+        double lo = 0, hi = 40; // the constant attenuation that would end on 99 %
+        for (int i = 0; i < 40; ++i) {
+            const double mid = (lo + hi) / 2;
+            (niosh_with(level, 3 * 3600.0, mid) > 99.0 ? lo : hi) = mid;
+        }
+        std::printf("| %s | %.1f %% | %d | %d | %.1f dB | %.1f dB | %.1f dB |\n", name, s.niosh_pct,
+                    s.reversals, s.announced, s.max_atten, s.final_atten, lo);
     }
 }

@@ -54,7 +54,8 @@ struct WarningSettings {
 
 class DoseWarnings {
 public:
-    static constexpr int max_events_per_update = 64; // per quantity (a runaway value cannot flood)
+    static constexpr int max_events_per_update = 64;       // per quantity (a runaway value cannot flood)
+    static constexpr int64_t max_index = int64_t{1} << 52; // thresholds counted at most (exact in a double)
 
     explicit DoseWarnings(WarningSettings s = {});
 
@@ -68,7 +69,7 @@ public:
     void momentary(double t_s, double laeq_1s_dba, double cap_dba, double rs2_dba, std::vector<Warning>& out);
 
     /// The i-th dose threshold (%), i >= 0 (+inf past the end when there are no repeats).
-    double threshold(int i) const noexcept;
+    double threshold(int64_t i) const noexcept;
     /// The next threshold that will fire for a dose kind (%; +inf if none).
     double next_threshold(WarningKind k) const noexcept;
     const WarningSettings& settings() const noexcept { return _s; }
@@ -77,9 +78,12 @@ public:
 
 private:
     struct Armed {
-        int next = 0; // index of the lowest threshold not yet fired
+        int64_t next = 0; // index of the lowest threshold not yet fired
     };
     void dose(WarningKind k, Armed& a, double value, std::vector<Warning>& out);
+    /// How many thresholds are <= v (the index of the first one above it), at most max_index;
+    /// computed, not counted, so its cost does not grow with v.
+    int64_t count_at_or_below(double v) const noexcept;
 
     WarningSettings _s;
     Armed _niosh, _who;
