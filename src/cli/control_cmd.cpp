@@ -48,6 +48,7 @@ void control_usage(std::FILE* f) {
            "       earshot dim [on|off] [--db DB]\n"
            "       earshot panic [on|off]\n"
            "       earshot learn TARGET   (drums.master, drums.send.click, drums.mute.click)\n"
+           "       earshot learn --forget TARGET\n"
            "       earshot guard suspend|resume MUSICIAN\n"
            "       earshot top [--rate HZ]\n"
            "\n"
@@ -255,11 +256,13 @@ int simple_cmd(const Common& c, const std::string& cmd, double dim_db) {
         req["on"] = a.empty() || a[0] == "on";
         if (cmd == "dim" && (a.empty() || a[0] == "on")) req["db"] = dim_db;
     } else if (cmd == "learn") {
-        if (a.size() != 1) {
+        const bool forget = a.size() == 2 && a[0] == "--forget";
+        if (a.size() != 1 && !forget) {
             control_usage(stderr);
             return exit_usage;
         }
-        req["target"] = a[0];
+        req["target"] = a.back();
+        if (forget) req["forget"] = true;
     } else if (cmd == "guard") {
         if (a.size() != 2 || (a[0] != "suspend" && a[0] != "resume")) {
             control_usage(stderr);
@@ -279,15 +282,25 @@ int simple_cmd(const Common& c, const std::string& cmd, double dim_db) {
         else if (cmd == "dim")
             std::printf(r.as_object().at("dim_db").is_null() ? "dim off\n" : "dim on: %.1f dB on every mix\n",
                         num_or(r.as_object().if_contains("dim_db"), 0));
-        else if (cmd == "panic")
-            std::printf(r.as_object().at("panic").as_bool() ? "PANIC: every mix silenced\n"
-                                                            : "panic off: the mixes fade back in\n");
-        else if (cmd == "guard")
+        else if (cmd == "panic" && r.as_object().at("panic").as_bool())
+            std::printf("PANIC: every mix silenced\n");
+        else if (cmd == "panic") {
+            std::string own;
+            if (const json::value* rel = r.as_object().if_contains("released"); rel && rel->is_array())
+                for (const json::value& v : rel->as_array())
+                    if (v.is_string()) own += (own.empty() ? "" : ", ") + std::string(v.as_string());
+            std::printf("panic off: the mixes fade back in%s%s%s\n",
+                        own.empty() ? "" : " (also the own panic of ", own.c_str(), own.empty() ? "" : ")");
+        } else if (cmd == "guard")
             std::printf("dose guard of '%s' (%s): %s by %s\n",
                         r.as_object().at("musician").as_string().c_str(),
                         r.as_object().at("mode").as_string().c_str(),
                         r.as_object().at("suspended").as_bool() ? "suspended" : "resumed",
                         r.as_object().at("by").as_string().c_str());
+        else if (cmd == "learn" && r.is_object() && r.as_object().if_contains("forgot"))
+            std::printf("%s: learned binding forgotten (%.0f)\n",
+                        r.as_object().at("forgot").as_string().c_str(),
+                        num_or(r.as_object().if_contains("bindings"), 0));
         else if (cmd == "learn" && r.is_object() && r.as_object().if_contains("learned"))
             std::printf("%s now drives %s (controller '%s')\n",
                         r.as_object().at("control").as_string().c_str(),
