@@ -34,6 +34,7 @@ constexpr int exit_no_daemon = 3;
 struct Common {
     std::string socket = default_socket_path();
     bool json_out = false;
+    bool forget = false;           // learn --forget
     std::vector<std::string> args; // positional
 };
 
@@ -77,6 +78,8 @@ int parse_common(int argc, char** argv, Common& c, double* rate = nullptr, doubl
             if (!value(c.socket)) return -1;
         } else if (a == "--json") {
             c.json_out = true;
+        } else if (a == "--forget") {
+            c.forget = true;
         } else if (a == "--rate" && rate) {
             if (!value(v)) return -1;
             *rate = std::atof(v.c_str());
@@ -256,13 +259,12 @@ int simple_cmd(const Common& c, const std::string& cmd, double dim_db) {
         req["on"] = a.empty() || a[0] == "on";
         if (cmd == "dim" && (a.empty() || a[0] == "on")) req["db"] = dim_db;
     } else if (cmd == "learn") {
-        const bool forget = a.size() == 2 && a[0] == "--forget";
-        if (a.size() != 1 && !forget) {
+        if (a.size() != 1) {
             control_usage(stderr);
             return exit_usage;
         }
-        req["target"] = a.back();
-        if (forget) req["forget"] = true;
+        req["target"] = a[0];
+        if (c.forget) req["forget"] = true;
     } else if (cmd == "guard") {
         if (a.size() != 2 || (a[0] != "suspend" && a[0] != "resume")) {
             control_usage(stderr);
@@ -420,6 +422,10 @@ int control_main(const std::string& cmd, int argc, char** argv) {
     const int p = parse_common(argc, argv, c, &rate, &dim_db);
     if (p == 1) return 0;
     if (p < 0) return exit_usage;
+    if (c.forget && cmd != "learn") {
+        control_usage(stderr);
+        return exit_usage;
+    }
     if (cmd == "status") {
         if (!c.args.empty()) {
             control_usage(stderr);
