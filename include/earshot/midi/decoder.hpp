@@ -2,7 +2,8 @@
 //
 // A streaming byte decoder (Decoder) and a whole-message helper (decode_message). Channel voice
 // messages become MidiEvents; everything else is skipped and counted, never trusted:
-//   - running status: data bytes after a complete channel message reuse its status;
+//   - running status: data bytes after a complete channel message reuse its status (within one
+//     delivery with feed_message(), across calls with feed());
 //   - real-time bytes (0xF8-0xFF) may sit anywhere, even inside another message: ignored, counted;
 //   - SysEx (0xF0 ... 0xF7) is skipped and counted, also when it is never terminated (a status
 //     byte or finish() ends it);
