@@ -34,6 +34,7 @@ constexpr int exit_no_daemon = 3;
 struct Common {
     std::string socket = default_socket_path();
     bool json_out = false;
+    bool forget = false;           // learn --forget
     std::vector<std::string> args; // positional
 };
 
@@ -48,6 +49,7 @@ void control_usage(std::FILE* f) {
            "       earshot dim [on|off] [--db DB]\n"
            "       earshot panic [on|off]\n"
            "       earshot learn TARGET   (drums.master, drums.send.click, drums.mute.click)\n"
+           "       earshot learn --forget TARGET\n"
            "       earshot guard suspend|resume MUSICIAN\n"
            "       earshot top [--rate HZ]\n"
            "\n"
@@ -76,6 +78,8 @@ int parse_common(int argc, char** argv, Common& c, double* rate = nullptr, doubl
             if (!value(c.socket)) return -1;
         } else if (a == "--json") {
             c.json_out = true;
+        } else if (a == "--forget") {
+            c.forget = true;
         } else if (a == "--rate" && rate) {
             if (!value(v)) return -1;
             *rate = std::atof(v.c_str());
@@ -260,6 +264,7 @@ int simple_cmd(const Common& c, const std::string& cmd, double dim_db) {
             return exit_usage;
         }
         req["target"] = a[0];
+        if (c.forget) req["forget"] = true;
     } else if (cmd == "guard") {
         if (a.size() != 2 || (a[0] != "suspend" && a[0] != "resume")) {
             control_usage(stderr);
@@ -279,15 +284,25 @@ int simple_cmd(const Common& c, const std::string& cmd, double dim_db) {
         else if (cmd == "dim")
             std::printf(r.as_object().at("dim_db").is_null() ? "dim off\n" : "dim on: %.1f dB on every mix\n",
                         num_or(r.as_object().if_contains("dim_db"), 0));
-        else if (cmd == "panic")
-            std::printf(r.as_object().at("panic").as_bool() ? "PANIC: every mix silenced\n"
-                                                            : "panic off: the mixes fade back in\n");
-        else if (cmd == "guard")
+        else if (cmd == "panic" && r.as_object().at("panic").as_bool())
+            std::printf("PANIC: every mix silenced\n");
+        else if (cmd == "panic") {
+            std::string own;
+            if (const json::value* rel = r.as_object().if_contains("released"); rel && rel->is_array())
+                for (const json::value& v : rel->as_array())
+                    if (v.is_string()) own += (own.empty() ? "" : ", ") + std::string(v.as_string());
+            std::printf("panic off: the mixes fade back in%s%s%s\n",
+                        own.empty() ? "" : " (also the own panic of ", own.c_str(), own.empty() ? "" : ")");
+        } else if (cmd == "guard")
             std::printf("dose guard of '%s' (%s): %s by %s\n",
                         r.as_object().at("musician").as_string().c_str(),
                         r.as_object().at("mode").as_string().c_str(),
                         r.as_object().at("suspended").as_bool() ? "suspended" : "resumed",
                         r.as_object().at("by").as_string().c_str());
+        else if (cmd == "learn" && r.is_object() && r.as_object().if_contains("forgot"))
+            std::printf("%s: learned binding forgotten (%.0f)\n",
+                        r.as_object().at("forgot").as_string().c_str(),
+                        num_or(r.as_object().if_contains("bindings"), 0));
         else if (cmd == "learn" && r.is_object() && r.as_object().if_contains("learned"))
             std::printf("%s now drives %s (controller '%s')\n",
                         r.as_object().at("control").as_string().c_str(),
@@ -407,6 +422,10 @@ int control_main(const std::string& cmd, int argc, char** argv) {
     const int p = parse_common(argc, argv, c, &rate, &dim_db);
     if (p == 1) return 0;
     if (p < 0) return exit_usage;
+    if (c.forget && cmd != "learn") {
+        control_usage(stderr);
+        return exit_usage;
+    }
     if (cmd == "status") {
         if (!c.args.empty()) {
             control_usage(stderr);

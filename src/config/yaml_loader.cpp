@@ -526,6 +526,9 @@ struct ControllerNodes {
     YAML::Node node;
     std::string path;
     std::vector<YAML::Node> mappings; // parallel to Controller::midi.mappings
+    std::vector<char> action_bad;     // parallel: the mapping's action did not parse (its other
+                                      // checks would only repeat that)
+    bool parse_errors = false;        // the controller already has errors from parsing
 };
 
 const std::vector<std::string> source_keys = {"cc", "cc14", "note", "program", "pitch_bend"};
@@ -579,7 +582,8 @@ void midi_channel(Ctx& cx, const YAML::Node& parent, const std::string& path, st
     if (midi_number(cx, parent, "channel", path, spec, ch)) out = static_cast<int8_t>(ch - 1);
 }
 
-void load_mapping(Ctx& cx, const YAML::Node& m, const std::string& p, const Controller& ctl,
+// Returns false when the mapping's action could not be read.
+bool load_mapping(Ctx& cx, const YAML::Node& m, const std::string& p, const Controller& ctl,
                   midi::Mapping& mp, std::string& target) {
     cx.check_keys(m, p, {"cc",     "cc14",     "note",   "program", "pitch_bend", "channel",   "kind",
                          "curve",  "min_db",   "max_db", "step_db", "takeover",   "pickup",    "feedback",
@@ -680,7 +684,33 @@ void load_mapping(Ctx& cx, const YAML::Node& m, const std::string& p, const Cont
     const bool sw = at == midi::ActionType::send_mute || at == midi::ActionType::more_me ||
                     at == midi::ActionType::talkback || at == midi::ActionType::dim_all;
 
-    // How the control behaves: given, or the usual one for its control and action.
+    // How the control behaves: given, or the usual one for its control and action (also when
+    // the given kind is not valid, so that error is not followed by others it caused).
+    const bool panic = at == midi::ActionType::panic;
+    switch (s.type) {
+    case midi::SourceType::note: // pads: switches latch (toggle), talkback and triggers are held
+        mp.kind = (sw && at != midi::ActionType::talkback) || panic ? midi::ControlKind::toggle
+                                                                    : midi::ControlKind::momentary;
+        break;
+    case midi::SourceType::program:
+        mp.kind = midi::ControlKind::toggle;
+        break;
+    case midi::SourceType::cc:
+        if (gain)
+            mp.kind = midi::ControlKind::absolute;
+        else if (panic)
+            mp.kind = midi::ControlKind::toggle; // a panic latches until pressed again
+        else if (sw && at != midi::ActionType::talkback && ctl.midi.profile == midi::Profile::nanokontrol2)
+            mp.kind = midi::ControlKind::toggle; // its factory buttons send 127 / 0 while held
+        else if (sw)
+            mp.kind = midi::ControlKind::absolute; // latching CC buttons: on at 64 and above
+        else
+            mp.kind = midi::ControlKind::momentary;
+        break;
+    default: // cc14, pitch bend
+        mp.kind = gain || sw || panic ? midi::ControlKind::absolute : midi::ControlKind::momentary;
+        break;
+    }
     if (const YAML::Node k = m["kind"]) {
         const auto kd = k.IsScalar() ? midi::kind_from_name(k.Scalar()) : std::nullopt;
         if (kd)
@@ -690,19 +720,6 @@ void load_mapping(Ctx& cx, const YAML::Node& m, const std::string& p, const Cont
                      "expected one of absolute, relative_twos_complement, relative_signed_bit, "
                      "relative_binary_offset, momentary, toggle" +
                          Ctx::got(k));
-    } else if (action_ok) {
-        switch (s.type) {
-        case midi::SourceType::note:
-            mp.kind = sw && at != midi::ActionType::talkback ? midi::ControlKind::toggle
-                                                             : midi::ControlKind::momentary;
-            break;
-        case midi::SourceType::program:
-            mp.kind = midi::ControlKind::toggle;
-            break;
-        default:
-            mp.kind = gain || sw ? midi::ControlKind::absolute : midi::ControlKind::momentary;
-            break;
-        }
     }
     if (const YAML::Node cu = m["curve"]) {
         const auto c = cu.IsScalar() ? midi::curve_from_name(cu.Scalar()) : std::nullopt;
@@ -745,6 +762,7 @@ void load_mapping(Ctx& cx, const YAML::Node& m, const std::string& p, const Cont
             }
         }
     }
+    return action_ok;
 }
 
 void load_controller(Ctx& cx, const YAML::Node& e, const std::string& p, Controller& ctl,
@@ -868,16 +886,23 @@ void load_controller(Ctx& cx, const YAML::Node& e, const std::string& p, Control
             if (!cx.is_map(m, mp)) continue;
             midi::Mapping mapping;
             std::string target;
-            load_mapping(cx, m, mp, ctl, mapping, target);
+            const bool action_ok = load_mapping(cx, m, mp, ctl, mapping, target);
             ctl.midi.mappings.push_back(std::move(mapping));
             ctl.learn_targets.push_back(std::move(target));
             nodes.mappings.push_back(m);
+            nodes.action_bad.push_back(action_ok ? 0 : 1);
         }
     }
 }
 
-// Where a build error of the Mapper or Feedback belongs: its YAML key and node.
+// Where a build error of the Mapper or Feedback belongs: its YAML key and node. On a controller
+// that already has parse errors, a build error about a mapping whose action did not parse, or at
+// a key that already has an error, is a consequence of that error and is not reported again.
 void place_build_error(Ctx& cx, const ControllerNodes& nodes, const midi::BuildError& be) {
+    if (nodes.parse_errors && be.mapping >= 0 &&
+        static_cast<std::size_t>(be.mapping) < nodes.action_bad.size() &&
+        nodes.action_bad[static_cast<std::size_t>(be.mapping)])
+        return;
     YAML::Node at = nodes.node;
     std::string path = nodes.path;
     if (be.mapping >= 0 && static_cast<std::size_t>(be.mapping) < nodes.mappings.size()) {
@@ -913,6 +938,13 @@ void place_build_error(Ctx& cx, const ControllerNodes& nodes, const midi::BuildE
         }
         pos = end + 1;
     }
+    if (nodes.parse_errors)
+        for (const ConfigError& e : cx.errors) {
+            if (e.key_path == path) return;
+            // an error on a mapping or a dose LED as a whole (e.g. its control missing) covers its keys
+            const bool below_controller = e.key_path.rfind(nodes.path + ".", 0) == 0;
+            if (below_controller && path.rfind(e.key_path + ".", 0) == 0) return;
+        }
     cx.error(at, path, be.message);
 }
 
@@ -921,13 +953,16 @@ void load_controllers(Ctx& cx, const YAML::Node& root, Config& c) {
     if (!n || !cx.is_seq(n, "controllers")) return;
     if (n.size() > 32)
         cx.error(n, "controllers", std::to_string(n.size()) + " controllers: at most 32 allowed");
+    // Every controller is checked with the MIDI core, also one with parse errors (with what could
+    // be read), so that all errors come at once (SPEC §2); only clean ones are kept.
+    std::vector<Controller> all;
     std::vector<ControllerNodes> nodes;
     std::map<std::string, int> id_line;
     for (std::size_t i = 0; i < n.size() && i < 32; ++i) {
         const std::string p = "controllers[" + std::to_string(i) + "]";
         if (!cx.is_map(n[i], p)) continue;
         Controller ctl;
-        ControllerNodes cn{n[i], p, {}};
+        ControllerNodes cn{n[i], p, {}, {}, false};
         const std::size_t before = cx.errors.size();
         load_controller(cx, n[i], p, ctl, cn);
         if (!ctl.id.empty()) {
@@ -935,22 +970,43 @@ void load_controllers(Ctx& cx, const YAML::Node& root, Config& c) {
                 cx.error(n[i]["id"], p + ".id",
                          "duplicate controller id '" + ctl.id + "' (first defined at line " +
                              std::to_string(first->second) + ")");
-                continue;
+            } else {
+                id_line.emplace(ctl.id, n[i]["id"].Mark().line + 1);
             }
-            id_line.emplace(ctl.id, n[i]["id"].Mark().line + 1);
         }
-        if (cx.errors.size() != before) continue; // checked below only when it parsed cleanly
-        c.controllers.push_back(std::move(ctl));
+        cn.parse_errors = cx.errors.size() != before;
+        all.push_back(std::move(ctl));
         nodes.push_back(std::move(cn));
     }
     // Resolve ids and check ranges, scope and feedback with the MIDI core itself.
+    c.controllers = all;
     const midi::Directory dir = midi_directory(c);
-    std::vector<Controller> ok;
-    for (std::size_t i = 0; i < c.controllers.size(); ++i) {
-        Controller& ctl = c.controllers[i];
+    c.controllers.clear();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        Controller& ctl = all[i];
         std::vector<midi::BuildError> errs;
-        const auto mapper = midi::Mapper::build(ctl.midi, dir, errs);
-        if (mapper) midi::Feedback::build(ctl.midi, *mapper, dir, errs);
+        auto mapper = midi::Mapper::build(ctl.midi, dir, errs);
+        if (!mapper) {
+            // The feedback checks (dose LEDs, thresholds, palette) need a Mapper: build one from
+            // the mappings that had no error, so their errors are reported now too.
+            std::vector<char> bad(ctl.midi.mappings.size(), 0);
+            for (const midi::BuildError& be : errs)
+                if (be.mapping >= 0 && static_cast<std::size_t>(be.mapping) < bad.size())
+                    bad[static_cast<std::size_t>(be.mapping)] = 1;
+            midi::ControllerConfig rest = ctl.midi;
+            rest.mappings.clear();
+            for (std::size_t k = 0; k < ctl.midi.mappings.size(); ++k)
+                if (!bad[k]) rest.mappings.push_back(ctl.midi.mappings[k]);
+            std::vector<midi::BuildError> again;
+            if (auto m2 = midi::Mapper::build(rest, dir, again)) {
+                std::vector<midi::BuildError> fb;
+                midi::Feedback::build(rest, *m2, dir, fb);
+                for (const midi::BuildError& be : fb)
+                    if (be.mapping < 0) errs.push_back(be);
+            }
+        } else {
+            midi::Feedback::build(ctl.midi, *mapper, dir, errs);
+        }
         for (std::size_t k = 0; k < ctl.learn_targets.size(); ++k) {
             if (ctl.learn_targets[k].empty()) continue;
             std::string why;
@@ -961,9 +1017,8 @@ void load_controllers(Ctx& cx, const YAML::Node& root, Config& c) {
                 errs.push_back({static_cast<int>(k), "target", "no input '" + lt->input + "'"});
         }
         for (const midi::BuildError& be : errs) place_build_error(cx, nodes[i], be);
-        if (errs.empty()) ok.push_back(std::move(ctl));
+        if (errs.empty() && !nodes[i].parse_errors) c.controllers.push_back(std::move(ctl));
     }
-    c.controllers = std::move(ok);
 }
 
 Config load_node(const YAML::Node& root, Ctx& cx) {

@@ -267,8 +267,13 @@ bool parse_request(std::string_view line, Request& out, ParseError& err) {
         return true;
     }
     case Command::learn: {
-        if (!only({"target"})) return false;
-        return str("target", out.target, true);
+        if (!only({"target", "forget"})) return false;
+        if (!str("target", out.target, true)) return false;
+        if (const json::value* f = o.if_contains("forget")) {
+            if (!f->is_bool()) return bad("\"forget\" must be true or false");
+            out.forget = f->as_bool();
+        }
+        return true;
     }
     }
     return bad("unhandled command");

@@ -244,7 +244,8 @@ struct Daemon::Impl final : ControlHandler {
         std::string talk_input; // ... and open this input's send at 0 dB ("" = none)
         bool dim = false;
         double dim_db = 0;
-        bool panic = false;
+        bool panic = false;   // a bound controller's panic (released by it or `earshot panic off`)
+        std::string panic_by; // ... the controller that engaged it
     };
     std::map<std::string, Layer> layers;         // by musician id
     Layer talk_all;                              // talkback for everyone (only its talk fields are used)
@@ -272,8 +273,10 @@ struct Daemon::Impl final : ControlHandler {
         bool more_me(uint16_t m) const noexcept override;
         bool talkback(uint16_t m) const noexcept override;
         bool dimmed(uint16_t m) const noexcept override;
+        bool panicked(uint16_t m) const noexcept override;
         int scene(uint16_t m) const noexcept override;
         double dose_pct(uint16_t m) const noexcept override;
+        midi::DoseAlert dose_alert(uint16_t m) const noexcept override;
     };
     struct MidiCtl {
         std::string id; // the controller's id
@@ -281,6 +284,7 @@ struct Daemon::Impl final : ControlHandler {
         std::optional<midi::Feedback> fb;
         std::vector<std::string> learn_targets; // parallel to the mapper's mappings
         uint64_t scope_rejected = 0;            // actions refused when applied (SPEC §3.5; stays 0)
+        uint64_t learn_refused = 0;             // learn pad presses whose target is not its musician's
         midi::MapperStats before;               // counters of the Mappers replaced by rebuilds
     };
     struct Learned { // a binding made by MIDI learn, kept in <state-dir>/midi-learn.json
@@ -301,8 +305,17 @@ struct Daemon::Impl final : ControlHandler {
     std::map<std::string, std::vector<Learned>> learned; // by controller id
     std::optional<PendingLearn> pending_learn;
     std::string last_target;        // the last target changed from the control socket (a learn pad's default)
-    std::vector<double> dose_cache; // NIOSH daily % by musician index, refreshed with status.json
-    Clock::time_point last_midi_poll{};
+    std::vector<double> dose_cache; // max(NIOSH daily, WHO weekly) % by musician index (status.json)
+    // Dose LED warnings, from the warning events (warn_event): when the last of each kind came.
+    struct LedWarning {
+        Clock::time_point momentary{}; // LAeq,1s over the cap or RS2
+        Clock::time_point notice{};    // a dose threshold, the guard over budget
+    };
+    std::map<std::string, LedWarning> led_warnings; // by musician id
+    void note_led_warning(const std::string& id, const std::string& kind);
+    uint64_t engine_dropped_seen = 0; // the engine's commands_dropped when last reconciled
+    bool engine_stale = false;        // a command was dropped: the engine may differ from the mix
+    void reconcile_engine();
     MidiHub hub{io};
 
     // --- dose-aware protection (docs/protection.md) ---------------------------------------------
@@ -430,7 +443,10 @@ struct Daemon::Impl final : ControlHandler {
     void apply_action(std::size_t c, const midi::Action& a);
     void start_learn(const config::LearnTarget& t, std::vector<std::size_t> ctls, ControlHandler::Reply reply,
                      json::value id);
-    void finish_learn(std::size_t c, const midi::ControlSource& src);
+    void finish_learn(std::size_t c, const midi::LearnCapture& cap);
+    json::value forget_learned(const std::string& target);
+    json::object layers_json(const std::string& id) const;
+    void set_panic(const std::string& mid, bool on, const std::string& by);
     void cancel_learn(const std::string& why);
     std::string learn_path() const { return opt.state_dir + "/midi-learn.json"; }
     void load_learned();
@@ -840,6 +856,7 @@ boost::json::value Daemon::Impl::status_json() {
             mx["sends"] = std::move(sends);
             o["mix"] = std::move(mx);
         }
+        o["layers"] = layers_json(m.id); // panic, dim, more me, talkback on top of the mix
         if (eng) {
             const uint32_t key = eng->musician_key(m.id);
             const auto it = meters.find(key);
@@ -935,6 +952,10 @@ boost::json::value Daemon::Impl::status_json() {
     json::object mixer;
     mixer["dim_db"] = dim_db < 0 ? json::value(dim_db) : json::value(nullptr);
     mixer["panic"] = panicked;
+    json::array own_panic; // musicians silenced by their own (bound) controller's panic
+    for (const auto& [id, l] : layers)
+        if (l.panic) own_panic.emplace_back(id);
+    mixer["panic_musicians"] = std::move(own_panic);
     root["mixer"] = std::move(mixer);
     root["midi"] = midi_status();
     const ControlStats cs = control.stats();
@@ -1123,17 +1144,23 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer, const Re
         return control::reply_ok(r.id, std::move(res));
     }
     case Command::panic: {
-        panicked = r.on;
-        // On: silence within one period. Off: back up over the start-up ramp, like a start.
-        const uint32_t period = jack ? std::max<uint32_t>(1, jack->buffer_size()) : 256;
-        const uint32_t up =
-            eng ? static_cast<uint32_t>(std::max(1.0, eff.mixer.startup_ramp_ms * 1e-3 * eng->sample_rate()))
-                : 0;
-        apply_masters(panicked ? period : up);
-        log::notice("control (uid %u): panic %s", static_cast<unsigned>(peer),
-                    r.on ? "ON: every mix silenced" : "off");
+        // On: silence within one period. Off: every panic is released, everyone's and each
+        // musician's own (a bound pad's), and the mixes come back over the start-up ramp.
+        json::array released;
+        if (!r.on)
+            for (auto& [id, l] : layers)
+                if (l.panic) {
+                    released.emplace_back(id);
+                    l.panic = false;
+                    l.panic_by.clear();
+                }
+        set_panic(std::string(), r.on, "control");
+        log::notice("control (uid %u): panic %s%s", static_cast<unsigned>(peer),
+                    r.on ? "ON: every mix silenced" : "off",
+                    released.empty() ? "" : " (and the musicians' own)");
         json::object res;
         res["panic"] = panicked;
+        res["released"] = std::move(released);
         return control::reply_ok(r.id, std::move(res));
     }
     case Command::guard: {
@@ -1174,6 +1201,15 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer, const Re
         std::string why;
         const auto t = config::parse_learn_target(r.target, why);
         if (!t) return control::reply_error(r.id, control::code::bad_request, why);
+        if (r.forget) {
+            if (pending_learn && pending_learn->target.str() == t->str()) cancel_learn("forgotten");
+            json::value res = forget_learned(t->str());
+            if (res.is_null())
+                return control::reply_error(r.id, control::code::not_found,
+                                            "no learned binding of " + t->str());
+            log::info("control (uid %u): learn --forget %s", static_cast<unsigned>(peer), t->str().c_str());
+            return control::reply_ok(r.id, std::move(res));
+        }
         const int mi = eff.musician_index(t->musician);
         if (mi < 0)
             return control::reply_error(r.id, control::code::not_found, "no musician '" + t->musician + "'");
@@ -1312,6 +1348,11 @@ bool Daemon::Impl::View::dimmed(uint16_t m) const noexcept {
     const Layer* l = layer(m);
     return l && l->dim;
 }
+bool Daemon::Impl::View::panicked(uint16_t m) const noexcept {
+    if (m == midi::all_musicians) return d.panicked;
+    const Layer* l = layer(m);
+    return l && l->panic;
+}
 int Daemon::Impl::View::scene(uint16_t m) const noexcept {
     const std::string* name = nullptr;
     if (m == midi::all_musicians) {
@@ -1327,6 +1368,19 @@ int Daemon::Impl::View::scene(uint16_t m) const noexcept {
 }
 double Daemon::Impl::View::dose_pct(uint16_t m) const noexcept {
     return m < d.dose_cache.size() ? d.dose_cache[m] : std::numeric_limits<double>::quiet_NaN();
+}
+midi::DoseAlert Daemon::Impl::View::dose_alert(uint16_t m) const noexcept {
+    if (m >= d.eff.musicians.size()) return midi::DoseAlert::none;
+    const auto it = d.led_warnings.find(d.eff.musicians[m].id);
+    if (it == d.led_warnings.end()) return midi::DoseAlert::none;
+    // A momentary warning repeats every 10 s of audio while the level stays over: 12 s keeps the
+    // LED blinking through; a dose notice blinks for 30 s.
+    const auto now = Clock::now();
+    if (it->second.momentary != Clock::time_point{} && now - it->second.momentary < std::chrono::seconds(12))
+        return midi::DoseAlert::momentary;
+    if (it->second.notice != Clock::time_point{} && now - it->second.notice < std::chrono::seconds(30))
+        return midi::DoseAlert::notice;
+    return midi::DoseAlert::none;
 }
 
 // --- MIDI: layers to the engine --------------------------------------------------------------------
@@ -1359,6 +1413,71 @@ void Daemon::Impl::push_all_layers() {
         rebuild_engine();
 }
 
+// Panic for one musician (a bound controller's; `mid` given) or everyone (`mid` empty). On:
+// silence within one period. Off: back up over the start-up ramp, like a start.
+void Daemon::Impl::set_panic(const std::string& mid, bool on, const std::string& by) {
+    const uint32_t period = jack ? std::max<uint32_t>(1, jack->buffer_size()) : 256;
+    const uint32_t up =
+        eng ? static_cast<uint32_t>(std::max(1.0, eff.mixer.startup_ramp_ms * 1e-3 * eng->sample_rate())) : 0;
+    if (mid.empty()) {
+        panicked = on;
+        apply_masters(on ? period : up);
+        return;
+    }
+    Layer& l = layers[mid];
+    l.panic = on;
+    l.panic_by = on ? by : std::string();
+    const int i = eff.musician_index(mid);
+    if (eng && i >= 0)
+        eng->set_master(mid, engine_master(mid, eff.musicians[static_cast<std::size_t>(i)].mix.master_db),
+                        on ? period : up);
+}
+
+// The momentary layers on a musician's mix, for status.json: what the engine plays beyond `mix`.
+json::object Daemon::Impl::layers_json(const std::string& id) const {
+    const Layer* l = layer_of(id);
+    json::object o;
+    o["panic"] = panicked || (l && l->panic);
+    o["own_panic"] = l && l->panic ? json::value(l->panic_by) : json::value(nullptr);
+    const double dim = (dim_db < 0 ? dim_db : 0.0) + (l && l->dim ? l->dim_db : 0.0);
+    o["dim_db"] = dim < 0 ? json::value(dim) : json::value(nullptr);
+    o["more_me"] = l && l->more;
+    o["talkback"] = (l && l->talk) || talk_all.talk;
+    return o;
+}
+
+// A warning event for the musician's pad LED (docs/midi.md, "Dose LEDs").
+void Daemon::Impl::note_led_warning(const std::string& id, const std::string& kind) {
+    LedWarning& w = led_warnings[id];
+    if (kind.rfind("momentary", 0) == 0)
+        w.momentary = Clock::now();
+    else if (kind == "niosh_daily" || kind == "who_weekly" || kind == "guard_over_budget")
+        w.notice = Clock::now();
+}
+
+// The engine's command queue was full at some point (a command was dropped): the mix state and
+// the engine may differ. Send the whole mix again as one ramped graph swap; retried every tick
+// until it fits.
+void Daemon::Impl::reconcile_engine() {
+    if (!eng) {
+        engine_stale = false;
+        return;
+    }
+    const uint64_t dropped = eng->counters().commands_dropped.load();
+    if (dropped != engine_dropped_seen) {
+        engine_dropped_seen = dropped;
+        engine_stale = true;
+    }
+    if (!engine_stale) return;
+    if (eng->apply_config(engine_cfg(), engine::StartMode::fade_in)) {
+        keeper.bind(*eng);
+        if (jack) publish_ports();
+        engine_stale = false;
+        log::warn_limited("engine-resync", "engine command queue was full: the mix was sent again");
+    }
+    engine_dropped_seen = eng->counters().commands_dropped.load();
+}
+
 // --- MIDI: controllers -----------------------------------------------------------------------------
 
 namespace {
@@ -1369,14 +1488,32 @@ bool overlaps(const midi::ControlSource& a, const midi::ControlSource& b) {
     return a.channel == b.channel || a.channel == midi::any_channel || b.channel == midi::any_channel;
 }
 
-// What a learned binding becomes: gains take absolute controls, mutes buttons (toggle).
-std::optional<midi::ControlKind> learned_kind(const config::LearnTarget& t, const midi::ControlSource& s) {
+// What a learned binding becomes: a gain takes a fader, knob or pitch bend (absolute) or a
+// relative encoder in the encoding its values showed; a mute takes a button (toggle) or a
+// fader (absolute, on above half). Refused (nullopt, with the reason): a button for a gain, and
+// a CC that moved like an encoder whose encoding could not be told.
+std::optional<midi::ControlKind> learned_kind(const config::LearnTarget& t, const midi::LearnCapture& cap,
+                                              std::string& why) {
+    const midi::ControlSource& s = cap.source;
     const bool button = s.type == midi::SourceType::note || s.type == midi::SourceType::program;
     if (t.kind == config::LearnTarget::Kind::mute)
         return button || s.type == midi::SourceType::cc ? midi::ControlKind::toggle
                                                         : midi::ControlKind::absolute;
-    if (button) return std::nullopt;
-    return midi::ControlKind::absolute;
+    if (button) {
+        why = midi::describe(s) + " is a button; " + t.str() + " is a gain: move a fader or a knob";
+        return std::nullopt;
+    }
+    if (cap.unclear) {
+        std::string vals;
+        for (std::size_t k = 0; k < cap.n_values; ++k)
+            vals += (k ? ", " : "") + std::to_string(cap.values[k]);
+        why = midi::describe(s) + " sent " + vals +
+              ": that looks like a relative encoder, but not which kind; learn again and turn it both ways "
+              "(or map it in the config with kind: relative_twos_complement, relative_signed_bit or "
+              "relative_binary_offset)";
+        return std::nullopt;
+    }
+    return cap.motion;
 }
 
 midi::Mapping learned_mapping(const config::LearnTarget& t, const midi::ControlSource& s,
@@ -1418,6 +1555,7 @@ void Daemon::Impl::build_controller(std::size_t c) {
     mc = MidiCtl{};
     mc.id = ctl.id;
     mc.scope_rejected = old.scope_rejected;
+    mc.learn_refused = old.learn_refused;
     mc.before = old.before;
     if (old.mapper) { // the counters carry over a rebuild (a learned binding, a reload)
         const midi::MapperStats& o = old.mapper->stats();
@@ -1483,35 +1621,36 @@ void Daemon::Impl::on_midi() {
             if (!midi_ctls[c].mapper) continue;
             const midi::ActionList al = midi_ctls[c].mapper->map(e, view);
             for (const midi::Action& a : al) apply_action(c, a);
+            // A finished learn is installed before the next event is mapped: no event of the
+            // learned control acts through the old mappings.
             if (midi_ctls[c].mapper)
-                if (const auto src = midi_ctls[c].mapper->take_learned()) finish_learn(c, *src);
+                if (const auto cap = midi_ctls[c].mapper->take_learned()) finish_learn(c, *cap);
         }
     }
     midi_feedback();
 }
 
 void Daemon::Impl::midi_tick() {
+    reconcile_engine(); // every engine command the MIDI path (or anything) could not queue
     if (midi_ctls.empty()) return;
+    on_midi(); // events whose wake-up raced with the last drain (a safety net; normally empty)
     const uint64_t now_us = MidiHub::now_us();
     for (std::size_t c = 0; c < midi_ctls.size(); ++c) {
         if (!midi_ctls[c].mapper) continue;
         const midi::ActionList al = midi_ctls[c].mapper->tick(now_us, view);
         for (const midi::Action& a : al) apply_action(c, a);
         if (midi_ctls[c].mapper)
-            if (const auto src = midi_ctls[c].mapper->take_learned()) finish_learn(c, *src);
+            if (const auto cap = midi_ctls[c].mapper->take_learned()) finish_learn(c, *cap);
     }
     if (pending_learn && Clock::now() >= pending_learn->deadline)
         cancel_learn("no control moved within 10 s");
-    if (secs_since(last_midi_poll) >= 1.0) {
-        last_midi_poll = Clock::now();
-        hub.poll(state == State::connected);
-        std::size_t c = 0;
-        while (hub.take_replugged(c)) {
-            if (c >= midi_ctls.size() || !midi_ctls[c].mapper) continue;
-            midi_ctls[c].mapper->reset(); // pick-up, 14-bit pairs, toggles: the device starts afresh
-            if (midi_ctls[c].fb && hub.feedback_open(c))
-                hub.send(c, midi_ctls[c].fb->resync(view, midi_ctls[c].mapper->learning()));
-        }
+    hub.tick(state == State::connected); // hot-plug: once a second, and when JACK's graph changed
+    std::size_t c = 0;
+    while (hub.take_replugged(c)) {
+        if (c >= midi_ctls.size() || !midi_ctls[c].mapper) continue;
+        midi_ctls[c].mapper->reset(); // pick-up, 14-bit pairs, toggles: the device starts afresh
+        if (midi_ctls[c].fb && hub.feedback_open(c))
+            hub.send(c, midi_ctls[c].fb->resync(view, midi_ctls[c].mapper->learning()));
     }
     midi_feedback();
 }
@@ -1530,7 +1669,9 @@ void Daemon::Impl::refresh_dose() {
     dose_cache.assign(eff.musicians.size(), std::numeric_limits<double>::quiet_NaN());
     for (std::size_t i = 0; i < eff.musicians.size(); ++i) {
         dosimetry::DoseStatus st;
-        if (keeper.status(eff.musicians[i].id, now, st)) dose_cache[i] = st.today.niosh_pct();
+        if (keeper.status(eff.musicians[i].id, now, st)) // the day's NIOSH or the week's WHO, the larger
+            dose_cache[i] =
+                std::max(st.today.niosh_pct(), std::isfinite(st.who_weekly_pct) ? st.who_weekly_pct : 0.0);
     }
 }
 
@@ -1549,10 +1690,6 @@ void Daemon::Impl::apply_action(std::size_t c, const midi::Action& a) {
     }
     const std::string mid = one ? eff.musicians[a.musician].id : std::string();
     const std::string in = a.input < eff.inputs.size() ? eff.inputs[a.input].id : std::string();
-    const auto kind_of = [&]() {
-        const auto& maps = mc.mapper->mappings();
-        return a.mapping < maps.size() ? maps[a.mapping].kind : midi::ControlKind::momentary;
-    };
     const auto clamp_db = [](double db) {
         return std::isfinite(db) ? std::clamp(db, -90.0, 12.0) : -std::numeric_limits<double>::infinity();
     };
@@ -1626,23 +1763,13 @@ void Daemon::Impl::apply_action(std::size_t c, const midi::Action& a) {
         return;
     }
     case midi::ActionType::panic: {
-        // A momentary control engages panic; a toggle control also releases it.
-        bool& flag = one ? layers[mid].panic : panicked;
-        const bool on = kind_of() == midi::ControlKind::toggle ? !flag : true;
-        if (on == flag) return;
-        flag = on;
-        const uint32_t period = jack ? std::max<uint32_t>(1, jack->buffer_size()) : 256;
-        const uint32_t up =
-            eng ? static_cast<uint32_t>(std::max(1.0, eff.mixer.startup_ramp_ms * 1e-3 * eng->sample_rate()))
-                : 0;
-        if (one) {
-            if (eng)
-                eng->set_master(mid, engine_master(mid, eff.musicians[a.musician].mix.master_db),
-                                on ? period : up);
-        } else {
-            apply_masters(on ? period : up);
-        }
-        log::notice("controller '%s': panic %s%s%s", ctl.id.c_str(), on ? "ON" : "off", one ? " for " : "",
+        // A switch like dim: a momentary control silences while held, a toggle (the default for
+        // a pad) latches until pressed again; `earshot panic off` releases it too.
+        const Layer* l = one ? layer_of(mid) : nullptr;
+        const bool cur = one ? (l && l->panic) : panicked;
+        if (a.on == cur) return;
+        set_panic(mid, a.on, ctl.id);
+        log::notice("controller '%s': panic %s%s%s", ctl.id.c_str(), a.on ? "ON" : "off", one ? " for " : "",
                     mid.c_str());
         return;
     }
@@ -1664,9 +1791,12 @@ void Daemon::Impl::apply_action(std::size_t c, const midi::Action& a) {
             return;
         }
         if (bound != midi::all_musicians && t->musician != eff.musicians[bound].id) {
-            ++mc.scope_rejected;
-            log::warn_limited("midi-scope", "controller '%s': learn target %s is not its musician's",
-                              ctl.id.c_str(), text.c_str());
+            // A normal refusal, not a scope breach: a learn pad without a target of its own uses
+            // the last target changed with `earshot set`, which may be another musician's.
+            ++mc.learn_refused;
+            log::notice("controller '%s': learn pressed; the last target %s is not its musician's: "
+                        "nothing to learn (give the mapping a target)",
+                        ctl.id.c_str(), text.c_str());
             return;
         }
         start_learn(*t, {c}, nullptr, nullptr);
@@ -1695,7 +1825,8 @@ void Daemon::Impl::cancel_learn(const std::string& why) {
     if (p.reply) p.reply(control::reply_error(p.id, control::code::unavailable, "MIDI learn: " + why));
 }
 
-void Daemon::Impl::finish_learn(std::size_t c, const midi::ControlSource& src) {
+void Daemon::Impl::finish_learn(std::size_t c, const midi::LearnCapture& cap) {
+    const midi::ControlSource& src = cap.source;
     if (!pending_learn ||
         std::find(pending_learn->ctls.begin(), pending_learn->ctls.end(), c) == pending_learn->ctls.end())
         return;
@@ -1704,10 +1835,10 @@ void Daemon::Impl::finish_learn(std::size_t c, const midi::ControlSource& src) {
     for (std::size_t o : p.ctls)
         if (o != c && o < midi_ctls.size() && midi_ctls[o].mapper) midi_ctls[o].mapper->cancel_learn();
     const config::Controller& ctl = cfg.controllers[c];
-    const auto kind = learned_kind(p.target, src);
+    std::string why;
+    const auto kind = learned_kind(p.target, cap, why);
     if (!kind) {
-        const std::string msg = "MIDI learn: " + midi::describe(src) + " is a button; " + p.target.str() +
-                                " is a gain: move a fader or a knob";
+        const std::string msg = "MIDI learn: " + why;
         log::notice("%s", msg.c_str());
         if (p.reply) p.reply(control::reply_error(p.id, control::code::bad_request, msg));
         return;
@@ -1727,8 +1858,36 @@ void Daemon::Impl::finish_learn(std::size_t c, const midi::ControlSource& src) {
         res["learned"] = target;
         res["controller"] = ctl.id;
         res["control"] = midi::describe(src);
+        res["kind"] = midi::name(*kind);
         p.reply(control::reply_ok(p.id, std::move(res)));
     }
+}
+
+// `earshot learn --forget TARGET`: the learned bindings of that target, on every controller, are
+// removed (midi-learn.json) and the controllers rebuilt (a config mapping on the same control
+// works again).
+json::value Daemon::Impl::forget_learned(const std::string& target) {
+    std::size_t n = 0;
+    json::array from;
+    for (auto& [id, ls] : learned) {
+        const std::size_t before = ls.size();
+        ls.erase(std::remove_if(ls.begin(), ls.end(), [&](const Learned& l) { return l.target == target; }),
+                 ls.end());
+        if (ls.size() == before) continue;
+        n += before - ls.size();
+        from.emplace_back(id);
+        for (std::size_t c = 0; c < cfg.controllers.size(); ++c)
+            if (cfg.controllers[c].id == id) build_controller(c);
+    }
+    if (n == 0) return nullptr;
+    save_learned();
+    log::notice("MIDI learn: the binding of %s was forgotten (%s)", target.c_str(),
+                json::serialize(from).c_str());
+    json::object res;
+    res["forgot"] = target;
+    res["bindings"] = n;
+    res["controllers"] = std::move(from);
+    return res;
 }
 
 void Daemon::Impl::load_learned() {
@@ -1838,6 +1997,7 @@ json::value Daemon::Impl::midi_status() const {
         } else {
             e["scope_rejected"] = mc.before.scope_rejected + mc.scope_rejected;
         }
+        e["learn_refused"] = mc.learn_refused;
         const auto it = learned.find(ctl.id);
         e["learned"] = it == learned.end() ? 0 : it->second.size();
         a.push_back(std::move(e));
@@ -2011,6 +2171,7 @@ void Daemon::Impl::save_guard_state() {
 void Daemon::Impl::warn_event(const std::string& id, Protect& p, const std::string& kind,
                               const std::string& message, double threshold, double value) {
     const double now = wall_now();
+    note_led_warning(id, kind); // the musician's dose LED blinks (docs/midi.md)
     // The journal: dose thresholds and acknowledgements are never rate-limited; the momentary
     // reminders and the guard's own warnings have a key per musician and kind, so one musician's
     // reminders cannot hide another's (or a threshold) from journald.

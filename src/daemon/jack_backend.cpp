@@ -659,3 +659,229 @@ std::vector<std::string> JackBackend::connections(const std::string& short_name)
 }
 
 } // namespace earshot::daemon
+
+// --- JackMidiGuard (include/earshot/daemon/jack_midi.hpp): MidiHub's JACK client ---------------
+// Self-contained: it shares nothing with JackBackend but this file's include of JACK.
+
+#include "earshot/daemon/jack_midi.hpp"
+
+#include <jack/midiport.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+namespace earshot::daemon {
+
+struct JackMidiGuard::Impl {
+    struct Slot {
+        std::atomic<jack_port_t*> watch{nullptr}; // read by the process callback
+        std::atomic<jack_port_t*> eox{nullptr};
+        jack_port_t* watch_reg = nullptr; // owned by the control thread
+        jack_port_t* eox_reg = nullptr;
+        midi::SysexGuard guard;
+    };
+    jack_client_t* client = nullptr;
+    std::string name;
+    std::array<Slot, max_slots> slots;
+    std::atomic<uint64_t> cycles{0};
+    std::atomic<bool> changed{false};
+
+    static int process(jack_nframes_t n, void* arg) noexcept {
+        Impl& s = *static_cast<Impl*>(arg);
+        for (Slot& sl : s.slots) {
+            jack_port_t* w = sl.watch.load(std::memory_order_acquire);
+            jack_port_t* o = sl.eox.load(std::memory_order_acquire);
+            if (!w || !o) continue;
+            void* in = jack_port_get_buffer(w, n);
+            void* out = jack_port_get_buffer(o, n);
+            if (!in || !out) continue;
+            jack_midi_clear_buffer(out);
+            const uint32_t count = jack_midi_get_event_count(in);
+            sl.guard.cycle(
+                n, count,
+                [in](uint32_t i, uint32_t& t, const uint8_t*& d, std::size_t& size) {
+                    jack_midi_event_t ev;
+                    if (jack_midi_event_get(&ev, in, i) != 0) return false;
+                    t = ev.time;
+                    d = ev.buffer;
+                    size = ev.size;
+                    return true;
+                },
+                [out](uint32_t t, const uint8_t* d, std::size_t size) {
+                    return jack_midi_event_write(out, t, d, size) == 0;
+                });
+        }
+        s.cycles.fetch_add(1, std::memory_order_release);
+        return 0;
+    }
+    static void on_port(jack_port_id_t, int, void* arg) noexcept {
+        static_cast<Impl*>(arg)->changed.store(true, std::memory_order_relaxed);
+    }
+    static void on_connect(jack_port_id_t, jack_port_id_t, int, void* arg) noexcept {
+        static_cast<Impl*>(arg)->changed.store(true, std::memory_order_relaxed);
+    }
+    static void on_client(const char*, int, void* arg) noexcept {
+        static_cast<Impl*>(arg)->changed.store(true, std::memory_order_relaxed);
+    }
+
+    // Waits (briefly) until the process callback has started a cycle after this call, so a
+    // pointer it may have loaded before is no longer in use.
+    void wait_cycle() const {
+        const uint64_t c = cycles.load(std::memory_order_acquire);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        while (cycles.load(std::memory_order_acquire) < c + 2 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+};
+
+JackMidiGuard::JackMidiGuard() : _p(std::make_unique<Impl>()) {}
+
+JackMidiGuard::~JackMidiGuard() {
+    close();
+}
+
+bool JackMidiGuard::open(const std::string& client_name, std::string& err) {
+    close();
+    jack_status_t status{};
+    jack_client_t* c = jack_client_open(client_name.c_str(), JackNoStartServer, &status);
+    if (!c) {
+        err = "jack_client_open failed (status 0x" + [&] {
+            char b[16];
+            std::snprintf(b, sizeof b, "%x", static_cast<unsigned>(status));
+            return std::string(b);
+        }() + ")";
+        return false;
+    }
+    Impl& s = *_p;
+    s.client = c;
+    s.name = jack_get_client_name(c);
+    jack_set_process_callback(c, &Impl::process, &s);
+    jack_set_port_registration_callback(c, &Impl::on_port, &s);
+    jack_set_port_connect_callback(c, &Impl::on_connect, &s);
+    jack_set_client_registration_callback(c, &Impl::on_client, &s);
+    if (jack_activate(c) != 0) {
+        err = "jack_activate failed";
+        jack_client_close(c);
+        s.client = nullptr;
+        return false;
+    }
+    return true;
+}
+
+void JackMidiGuard::close() {
+    Impl& s = *_p;
+    if (!s.client) return;
+    jack_deactivate(s.client); // no process callback after this
+    for (Impl::Slot& sl : s.slots) {
+        sl.watch.store(nullptr);
+        sl.eox.store(nullptr);
+        sl.watch_reg = sl.eox_reg = nullptr; // the ports go with the client
+        sl.guard.request_reset();
+    }
+    jack_client_close(s.client);
+    s.client = nullptr;
+    s.name.clear();
+}
+
+bool JackMidiGuard::is_open() const noexcept {
+    return _p->client != nullptr;
+}
+
+std::string JackMidiGuard::client_name() const {
+    return _p->name;
+}
+
+bool JackMidiGuard::add(std::size_t slot, const std::string& name, std::string& err) {
+    Impl& s = *_p;
+    if (!s.client || slot >= max_slots) {
+        err = "no JACK MIDI guard client";
+        return false;
+    }
+    remove(slot);
+    Impl::Slot& sl = s.slots[slot];
+    sl.watch_reg =
+        jack_port_register(s.client, (name + "-watch").c_str(), JACK_DEFAULT_MIDI_TYPE, JackPortIsInput, 0);
+    sl.eox_reg =
+        jack_port_register(s.client, (name + "-eox").c_str(), JACK_DEFAULT_MIDI_TYPE, JackPortIsOutput, 0);
+    if (!sl.watch_reg || !sl.eox_reg) {
+        err = "cannot register the ports " + name + "-watch / " + name + "-eox";
+        if (sl.watch_reg) jack_port_unregister(s.client, sl.watch_reg);
+        if (sl.eox_reg) jack_port_unregister(s.client, sl.eox_reg);
+        sl.watch_reg = sl.eox_reg = nullptr;
+        return false;
+    }
+    sl.guard.request_reset();
+    sl.watch.store(sl.watch_reg, std::memory_order_release);
+    sl.eox.store(sl.eox_reg, std::memory_order_release);
+    return true;
+}
+
+void JackMidiGuard::remove(std::size_t slot) {
+    Impl& s = *_p;
+    if (slot >= max_slots) return;
+    Impl::Slot& sl = s.slots[slot];
+    if (!sl.watch_reg && !sl.eox_reg) return;
+    sl.watch.store(nullptr, std::memory_order_release);
+    sl.eox.store(nullptr, std::memory_order_release);
+    if (s.client) {
+        s.wait_cycle();
+        if (sl.watch_reg) jack_port_unregister(s.client, sl.watch_reg);
+        if (sl.eox_reg) jack_port_unregister(s.client, sl.eox_reg);
+    }
+    sl.watch_reg = sl.eox_reg = nullptr;
+}
+
+bool JackMidiGuard::has(std::size_t slot) const noexcept {
+    return slot < max_slots && _p->slots[slot].watch_reg != nullptr;
+}
+
+std::string JackMidiGuard::watch_port(std::size_t slot) const {
+    if (!has(slot)) return {};
+    return jack_port_name(_p->slots[slot].watch_reg);
+}
+
+std::string JackMidiGuard::eox_port(std::size_t slot) const {
+    if (!has(slot)) return {};
+    return jack_port_name(_p->slots[slot].eox_reg);
+}
+
+midi::SysexGuard* JackMidiGuard::guard(std::size_t slot) noexcept {
+    return slot < max_slots ? &_p->slots[slot].guard : nullptr;
+}
+
+bool JackMidiGuard::port_exists(const std::string& port) const {
+    return _p->client && jack_port_by_name(_p->client, port.c_str()) != nullptr;
+}
+
+std::vector<std::string> JackMidiGuard::connections(const std::string& port) const {
+    std::vector<std::string> out;
+    const Impl& s = *_p;
+    if (!s.client) return out;
+    jack_port_t* p = jack_port_by_name(s.client, port.c_str());
+    if (!p) return out;
+    const char** c = jack_port_get_all_connections(s.client, p);
+    if (!c) return out;
+    for (const char** q = c; *q; ++q) out.emplace_back(*q);
+    jack_free(static_cast<void*>(c));
+    return out;
+}
+
+bool JackMidiGuard::connected(const std::string& a, const std::string& b) const {
+    const std::vector<std::string> c = connections(a);
+    return std::find(c.begin(), c.end(), b) != c.end();
+}
+
+bool JackMidiGuard::connect(const std::string& src, const std::string& dst) {
+    Impl& s = *_p;
+    if (!s.client) return false;
+    const int rc = jack_connect(s.client, src.c_str(), dst.c_str());
+    return rc == 0 || rc == EEXIST;
+}
+
+bool JackMidiGuard::take_graph_changed() noexcept {
+    return _p->changed.exchange(false, std::memory_order_relaxed);
+}
+
+} // namespace earshot::daemon

@@ -1,6 +1,7 @@
 // The only translation unit that includes RtMidi. See include/earshot/daemon/midi_hub.hpp.
 #include "earshot/daemon/midi_hub.hpp"
 
+#include "earshot/daemon/jack_midi.hpp"
 #include "earshot/daemon/log.hpp"
 #include "earshot/midi/decoder.hpp"
 #include "earshot/midi/event_queue.hpp"
@@ -79,27 +80,47 @@ struct MidiHub::Port {
     midi::Decoder decoder;
     midi::EventQueue<midi_queue_capacity> queue;
     int efd = -1;
-    uint64_t reconnects = 0; // input reopened after it had been open
+    std::atomic<uint64_t> wakeups{0};  // eventfd writes (the callback's one system call)
+    std::atomic<uint64_t> lone_eox{0}; // lone F7 messages RtMidi delivered (not decoded)
+    uint64_t lone_eox_seen = 0;        // ... of which the control thread has looked at
+    uint64_t reconnects = 0;           // input reopened after it had been open
+    uint64_t feedback_reconnects = 0;  // feedback connection restored
     bool in_was_open = false, out_was_open = false;
     bool replugged = false;
     bool logged_waiting = false;
+    bool logged_unchecked = false; // JACK: our input port could not be found to check it
     std::string last_error;
 
     Port() : decoder(0) {}
 
-    // RtMidi's input thread. [RT-safe]: decode, queue, one non-blocking eventfd write.
+    // RtMidi's input thread. [RT-safe]: decode, queue, and when the control thread had taken
+    // every earlier event (it may be asleep) one non-blocking eventfd write.
     static void on_input(double /*delta*/, std::vector<unsigned char>* msg, void* user) {
         Port* p = static_cast<Port*>(user);
         if (msg == nullptr || msg->empty()) return;
-        bool queued = false;
-        p->decoder.feed(msg->data(), msg->size(), MidiHub::now_us(), [p, &queued](const midi::MidiEvent& e) {
-            if (p->queue.try_push(e)) queued = true; // a full queue counts the drop itself
-        });
-        if (queued) {
+        if (msg->size() == 1 && (*msg)[0] == 0xF7) { // the SysEx guard's reset, RtMidi was not waiting
+            p->lone_eox.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        bool wake = false;
+        // One RtMidi message is one whole JACK MIDI / ALSA event: nothing carries over (no
+        // running status, no half message) into the next.
+        p->decoder.feed_message(msg->data(), msg->size(), MidiHub::now_us(),
+                                [p, &wake](const midi::MidiEvent& e) {
+                                    bool w = false;
+                                    if (p->queue.try_push(e, &w))
+                                        wake = wake || w; // a full queue counts the drop itself
+                                });
+        if (wake) {
             const uint64_t one = 1;
             [[maybe_unused]] const ssize_t w = ::write(p->efd, &one, sizeof one); // EAGAIN: already signalled
+            p->wakeups.fetch_add(1, std::memory_order_relaxed);
         }
     }
+
+    bool jack() const noexcept { return cfg.api == config::Controller::Api::jack; }
+    std::string in_port() const { return client_in + ":in"; }    // RtMidi's JACK input port
+    std::string out_port() const { return client_out + ":out"; } // RtMidi's JACK output port
 
     void close_input() {
         in.reset(); // closes the client: RtMidi's thread is gone after this
@@ -129,12 +150,19 @@ struct MidiHub::Impl {
     std::array<std::chrono::steady_clock::time_point, 2> next_try{};
     std::array<double, 2> backoff_s{};
     std::string pid = std::to_string(::getpid());
+    // Our own JACK client for the JACK controllers: connection checks and the SysEx guard.
+    JackMidiGuard guard;
+    std::vector<std::string> guard_slots; // controller id of each guard slot ("" = none)
+    bool logged_guard = false;
+    std::chrono::steady_clock::time_point last_poll{};
 
     explicit Impl(boost::asio::io_context& i) : io(i) {}
 
+    std::string guard_name() const { return "earshot-midi-" + pid; }
+
     bool own(const std::string& port) const {
         const std::string c = client_of(port);
-        if (c.rfind("earshot.scan", 0) == 0) return true;
+        if (c.rfind("earshot.scan", 0) == 0 || c == guard_name()) return true;
         for (const auto& p : ports)
             if (c == p->client_in || c == p->client_out) return true;
         return false;
@@ -189,6 +217,7 @@ MidiHub::MidiHub(boost::asio::io_context& io) : _p(std::make_unique<Impl>(io)) {
 }
 
 MidiHub::~MidiHub() {
+    _p->guard.close();
     _p->ports.clear(); // every RtMidi client closed: no callback can write to the eventfd any more
     _p->scan_in = {};
     _p->scan_out = {};
@@ -247,6 +276,84 @@ void MidiHub::configure(const std::vector<config::Controller>& controllers) {
     }
     _p->ports.clear(); // controllers that are gone: their clients close here
     _p->ports = std::move(next);
+    sync_guard();
+}
+
+void MidiHub::sync_guard() {
+    Impl& s = *_p;
+    if (!s.guard.is_open()) {
+        s.guard_slots.clear();
+        return;
+    }
+    s.guard_slots.resize(JackMidiGuard::max_slots);
+    for (std::size_t c = 0; c < JackMidiGuard::max_slots; ++c) {
+        const bool want = c < s.ports.size() && s.ports[c]->jack();
+        const std::string id = want ? s.ports[c]->cfg.id : std::string();
+        if (s.guard_slots[c] == id && (id.empty() || s.guard.has(c))) continue;
+        s.guard.remove(c);
+        s.guard_slots[c].clear();
+        if (id.empty()) continue;
+        std::string err;
+        if (s.guard.add(c, id, err)) {
+            s.guard_slots[c] = id;
+            // RtMidi 5.0.0 is the version whose JACK input was read and tested: the messages it
+            // drops after a cut SysEx can be resent. Other versions only get the F7.
+            s.guard.guard(c)->set_resend(std::string(RtMidi::getVersion()) == "5.0.0");
+        } else {
+            log::warn_limited("midi-guard", "controller '%s': %s (its SysEx guard is off)", id.c_str(),
+                              err.c_str());
+        }
+        // Its wiring follows in check_jack() (the RtMidi input is reopened: both start afresh).
+        if (c < s.ports.size() && s.ports[c]->in) {
+            s.ports[c]->close_input();
+        }
+    }
+}
+
+// The JACK wiring of controller c: our input connected to its source (else the controller is
+// reopened), the guard's ports beside it, and the feedback output to its destination.
+void MidiHub::check_jack(std::size_t c, const std::vector<std::string>& sources) {
+    Impl& s = *_p;
+    Port& p = *s.ports[c];
+    if (!s.guard.is_open()) return;
+    if (p.in) {
+        const std::string in = p.in_port();
+        if (!s.guard.port_exists(in)) {
+            if (!p.logged_unchecked)
+                log::warn("controller '%s': cannot find its own port '%s' to check its connection",
+                          p.cfg.id.c_str(), in.c_str());
+            p.logged_unchecked = true;
+        } else if (!s.guard.connected(p.in_name, in)) {
+            // The source was replugged faster than the 1 s poll (JACK drops a connection when a
+            // port goes away) or someone disconnected it: reopen, so RtMidi starts afresh too.
+            log::notice("controller '%s': MIDI input '%s' is no longer connected; reopening it",
+                        p.cfg.id.c_str(), p.in_name.c_str());
+            p.close_input();
+            open_input(p, sources);
+        }
+    }
+    if (p.in && s.guard.has(c)) {
+        const std::string in = p.in_port(), watch = s.guard.watch_port(c), eox = s.guard.eox_port(c);
+        const bool ok_watch = s.guard.connected(p.in_name, watch), ok_eox = s.guard.connected(eox, in);
+        if (!ok_watch || !ok_eox) {
+            if (!ok_watch) s.guard.guard(c)->request_reset(); // it missed what RtMidi saw
+            if (!s.guard.connect(p.in_name, watch) || !s.guard.connect(eox, in))
+                log::warn_limited("midi-guard", "controller '%s': cannot connect its SysEx guard",
+                                  p.cfg.id.c_str());
+        }
+    }
+    if (p.out) {
+        const std::string out = p.out_port();
+        if (s.guard.port_exists(out) && s.guard.port_exists(p.out_name) &&
+            !s.guard.connected(out, p.out_name)) {
+            if (s.guard.connect(out, p.out_name)) {
+                ++p.feedback_reconnects;
+                p.replugged = true; // the device came back: every LED again
+                log::notice("controller '%s': feedback to '%s' reconnected", p.cfg.id.c_str(),
+                            p.out_name.c_str());
+            }
+        }
+    }
 }
 
 std::size_t MidiHub::size() const noexcept {
@@ -288,6 +395,8 @@ bool MidiHub::take_replugged(std::size_t& c) {
 }
 
 void MidiHub::drop_jack() {
+    _p->guard.close();
+    _p->guard_slots.clear();
     for (auto& p : _p->ports) {
         if (p->cfg.api != config::Controller::Api::jack) continue;
         if (p->in)
@@ -343,6 +452,14 @@ void MidiHub::open_input(Port& p, const std::vector<std::string>& sources) {
         return;
     }
     p.in_name = want;
+    if (p.jack() && _p->guard.has(index_of(p))) {
+        const std::size_t c = index_of(p);
+        _p->guard.guard(c)->request_reset(); // a new RtMidi input: not inside a SysEx
+        if (!_p->guard.connect(want, _p->guard.watch_port(c)) ||
+            !_p->guard.connect(_p->guard.eox_port(c), p.in_port()))
+            log::warn_limited("midi-guard", "controller '%s': cannot connect its SysEx guard",
+                              p.cfg.id.c_str());
+    }
     if (p.in_was_open) ++p.reconnects;
     log::notice("controller '%s': MIDI input '%s' (%s)%s", p.cfg.id.c_str(), want.c_str(),
                 api_name(p.cfg.api), p.in_was_open ? ": reconnected" : "");
@@ -387,31 +504,76 @@ void MidiHub::open_feedback(Port& p, const std::vector<std::string>& dests) {
     p.replugged = true;
 }
 
+std::size_t MidiHub::index_of(const Port& p) const noexcept {
+    for (std::size_t c = 0; c < _p->ports.size(); ++c)
+        if (_p->ports[c].get() == &p) return c;
+    return _p->ports.size();
+}
+
+void MidiHub::tick(bool jack_up) {
+    Impl& s = *_p;
+    // The guard's F7 reached a callback: RtMidi was not waiting for a SysEx after all, so our
+    // replay of its rule does not match this RtMidi; resending could double a message. Stop it.
+    for (std::size_t c = 0; c < s.ports.size(); ++c) {
+        Port& p = *s.ports[c];
+        const uint64_t n = p.lone_eox.load(std::memory_order_relaxed);
+        if (n == p.lone_eox_seen) continue;
+        p.lone_eox_seen = n;
+        if (s.guard.has(c) && s.guard.guard(c)->resend()) {
+            s.guard.guard(c)->set_resend(false);
+            log::warn(
+                "controller '%s': a lone F7 reached earshotd (RtMidi %s was not inside a SysEx): the SysEx "
+                "guard no longer resends dropped messages for it",
+                p.cfg.id.c_str(), RtMidi::getVersion().c_str());
+        }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const bool due = now - s.last_poll >= std::chrono::seconds(1);
+    if (due || (jack_up && s.guard.is_open() && s.guard.take_graph_changed())) {
+        s.last_poll = now;
+        poll(jack_up);
+    }
+}
+
 void MidiHub::poll(bool jack_up) {
+    Impl& s = *_p;
     for (const auto api : {config::Controller::Api::alsa, config::Controller::Api::jack}) {
         const std::size_t a = api_index(api);
         bool used = false;
-        for (const auto& p : _p->ports) used = used || p->cfg.api == api;
+        for (const auto& p : s.ports) used = used || p->cfg.api == api;
         if (!used) {
-            _p->scan_in[a].reset();
-            _p->scan_out[a].reset();
+            s.scan_in[a].reset();
+            s.scan_out[a].reset();
+            if (api == config::Controller::Api::jack) s.guard.close();
             continue;
         }
         if (api == config::Controller::Api::jack && !jack_up) continue;
-        if (!_p->scanners(a, api)) continue;
+        if (!s.scanners(a, api)) continue;
+        if (api == config::Controller::Api::jack && !s.guard.is_open()) {
+            std::string err;
+            if (s.guard.open(s.guard_name(), err)) {
+                s.logged_guard = false;
+                sync_guard();
+            } else if (!s.logged_guard) {
+                s.logged_guard = true;
+                log::warn(
+                    "MIDI: cannot open the JACK client '%s' (%s): no SysEx guard, hot-plug by name only",
+                    s.guard_name().c_str(), err.c_str());
+            }
+        }
         std::vector<std::string> sources, dests;
         try {
-            sources = _p->list(*_p->scan_in[a]);
-            dests = _p->list(*_p->scan_out[a]);
+            sources = s.list(*s.scan_in[a]);
+            dests = s.list(*s.scan_out[a]);
         } catch (const RtMidiError& e) {
             log::warn_limited("midi-scan", "MIDI (%s): cannot list ports: %s", api_name(api),
                               e.getMessage().c_str());
-            _p->scan_in[a].reset();
-            _p->scan_out[a].reset();
+            s.scan_in[a].reset();
+            s.scan_out[a].reset();
             continue;
         }
-        for (auto& pp : _p->ports) {
-            Port& p = *pp;
+        for (std::size_t c = 0; c < s.ports.size(); ++c) {
+            Port& p = *s.ports[c];
             if (p.cfg.api != api) continue;
             if (p.in && std::find(sources.begin(), sources.end(), p.in_name) == sources.end()) {
                 log::notice("controller '%s': MIDI source '%s' is gone; it is reopened when it returns",
@@ -425,6 +587,7 @@ void MidiHub::poll(bool jack_up) {
             }
             if (!p.in) open_input(p, sources);
             if (!p.out && p.cfg.feedback) open_feedback(p, dests);
+            if (p.jack()) check_jack(c, sources);
         }
     }
 }
@@ -437,6 +600,10 @@ boost::json::object MidiHub::status(std::size_t c) const {
     o["id"] = p.cfg.id;
     o["api"] = api_name(p.cfg.api);
     o["state"] = p.in ? "open" : "waiting";
+    if (p.jack() && p.in && _p->guard.is_open())
+        o["connected"] = _p->guard.connected(p.in_name, p.in_port());
+    else
+        o["connected"] = p.in ? boost::json::value(nullptr) : boost::json::value(false);
     o["port"] = p.in ? boost::json::value(p.in_name) : boost::json::value(nullptr);
     o["feedback_port"] = p.out ? boost::json::value(p.out_name) : boost::json::value(nullptr);
     o["client"] = p.client_in;
@@ -445,7 +612,25 @@ boost::json::object MidiHub::status(std::size_t c) const {
     o["queue_drops"] = p.queue.dropped();
     o["decoder_errors"] = d.dropped();
     o["sysex"] = d.sysex;
+    o["truncated"] = d.truncated;
+    o["stray_bytes"] = d.stray_data;
     o["reconnects"] = p.reconnects;
+    o["feedback_reconnects"] = p.feedback_reconnects;
+    o["wakeups"] = p.wakeups.load(std::memory_order_relaxed);
+    o["lone_eox"] = p.lone_eox.load(std::memory_order_relaxed);
+    if (c < _p->guard_slots.size() && !_p->guard_slots[c].empty()) {
+        const midi::SysexGuard* g = _p->guard.guard(c);
+        const midi::SysexGuardStats gs = g->stats();
+        boost::json::object go;
+        go["cuts"] = gs.cuts;
+        go["resets"] = gs.resets;
+        go["resent"] = gs.resent;
+        go["lost"] = gs.lost;
+        go["resend"] = g->resend();
+        o["sysex_guard"] = std::move(go);
+    } else {
+        o["sysex_guard"] = nullptr;
+    }
     return o;
 }
 

@@ -177,7 +177,7 @@ bool Decoder::feed_byte(uint8_t b, uint64_t time_us, MidiEvent& out) noexcept {
     return true;
 }
 
-void Decoder::finish() noexcept {
+void Decoder::end_message() noexcept {
     if (_in_sysex) {
         ++_stats.sysex;
         ++_stats.sysex_unterminated;
@@ -190,6 +190,10 @@ void Decoder::finish() noexcept {
     _pending = 0;
     _have = 0;
     _status = 0;
+}
+
+void Decoder::finish() noexcept {
+    end_message();
     publish();
 }
 

@@ -77,6 +77,31 @@ Led dose_led(double pct, const DoseThresholds& t) noexcept {
     return Led::green;
 }
 
+Led dose_led(double pct, const DoseThresholds& t, DoseAlert alert) noexcept {
+    const Led base = dose_led(pct, t);
+    switch (alert) {
+    case DoseAlert::none:
+        return base;
+    case DoseAlert::momentary:
+        return Led::red_blink;
+    case DoseAlert::notice:
+        switch (base) {
+        case Led::green:
+            return Led::green_blink;
+        case Led::red:
+            return Led::red_blink;
+        default:
+            return Led::amber_blink; // amber, or a dose not known yet
+        }
+    }
+    return base;
+}
+
+bool nanokontrol2_has_led(uint8_t cc) noexcept {
+    return (cc >= 32 && cc <= 39) || (cc >= 48 && cc <= 55) || (cc >= 64 && cc <= 71) ||
+           (cc >= 41 && cc <= 46);
+}
+
 Led switch_led(ActionType t, bool on) noexcept {
     if (!on) return Led::off;
     switch (t) {
@@ -84,6 +109,8 @@ Led switch_led(ActionType t, bool on) noexcept {
         return Led::red;
     case ActionType::more_me:
         return Led::green;
+    case ActionType::panic:
+        return Led::red_blink;
     default:
         return Led::amber; // talkback, dim
     }
@@ -173,7 +200,8 @@ std::optional<MidiMessage> led_message(Profile p, const ControlSource& s, Led l,
             return cc_message(0, s.number, value(launchpad_velocity(l)));
         return std::nullopt;
     case Profile::nanokontrol2:
-        if (cc) return cc_message(ch_of(s), s.number, value(l == Led::off ? 0 : 127));
+        if (cc && nanokontrol2_has_led(s.number))
+            return cc_message(ch_of(s), s.number, value(l == Led::off ? 0 : 127));
         return std::nullopt;
     }
     return std::nullopt;
@@ -204,7 +232,9 @@ std::size_t value_messages(Profile p, const ControlSource& s, double position,
 }
 
 std::vector<MidiMessage> init_messages(Profile p) {
-    if (p == Profile::launchpad_mini) return {cc_message(0, 0, 0x28)}; // automatic LED flashing on
+    // Launchpad: reset (all LEDs off, X-Y layout), select the X-Y layout, automatic flashing on.
+    if (p == Profile::launchpad_mini)
+        return {cc_message(0, 0, 0x00), cc_message(0, 0, 0x01), cc_message(0, 0, 0x28)};
     return {};
 }
 
@@ -258,6 +288,7 @@ std::optional<Feedback> Feedback::build(const ControllerConfig& cfg, const Mappe
         case ActionType::more_me:
         case ActionType::talkback:
         case ActionType::dim_all:
+        case ActionType::panic:
             if (!has_led(mp.source)) continue;
             s.kind = SlotKind::switch_led;
             break;
@@ -269,8 +300,6 @@ std::optional<Feedback> Feedback::build(const ControllerConfig& cfg, const Mappe
             if (!has_led(mp.source)) continue;
             s.kind = SlotKind::learn_led;
             break;
-        case ActionType::panic:
-            continue;
         }
         f._slots.push_back(s);
     }
@@ -346,6 +375,9 @@ uint16_t Feedback::desired(const Slot& s, const MixView& view, bool learning) co
         case ActionType::dim_all:
             on = view.dimmed(s.target.musician);
             break;
+        case ActionType::panic:
+            on = view.panicked(s.target.musician);
+            break;
         default:
             break;
         }
@@ -357,7 +389,8 @@ uint16_t Feedback::desired(const Slot& s, const MixView& view, bool learning) co
     case SlotKind::learn_led:
         return static_cast<uint16_t>(learning ? Led::amber_blink : Led::off);
     case SlotKind::dose_led:
-        return static_cast<uint16_t>(dose_led(view.dose_pct(s.target.musician), _dose));
+        return static_cast<uint16_t>(
+            dose_led(view.dose_pct(s.target.musician), _dose, view.dose_alert(s.target.musician)));
     }
     return 0;
 }

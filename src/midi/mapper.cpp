@@ -22,9 +22,9 @@ constexpr ActionClass action_class(ActionType t) noexcept {
     case ActionType::more_me:
     case ActionType::talkback:
     case ActionType::dim_all:
+    case ActionType::panic:
         return ActionClass::toggle_state;
     case ActionType::scene:
-    case ActionType::panic:
     case ActionType::learn:
         return ActionClass::one_shot;
     }
@@ -74,6 +74,8 @@ bool current_switch(const Action& t, const MixView& v) noexcept {
         return v.talkback(t.musician);
     case ActionType::dim_all:
         return v.dimmed(t.musician);
+    case ActionType::panic:
+        return v.panicked(t.musician);
     default:
         return false;
     }
@@ -284,8 +286,8 @@ bool in_scope(const Action& a, uint16_t bound) noexcept {
 MixSnapshot::MixSnapshot(std::size_t n_musicians, std::size_t n_inputs)
     : musicians(n_musicians), inputs(n_inputs), send_db(n_musicians * n_inputs, 0.0),
       mute(n_musicians * n_inputs, 0), master(n_musicians, 0.0), more(n_musicians, 0), talk(n_musicians, 0),
-      dim(n_musicians, 0), scenes(n_musicians, -1),
-      dose(n_musicians, std::numeric_limits<double>::quiet_NaN()) {}
+      dim(n_musicians, 0), panic(n_musicians, 0), scenes(n_musicians, -1),
+      dose(n_musicians, std::numeric_limits<double>::quiet_NaN()), alert(n_musicians, DoseAlert::none) {}
 
 double MixSnapshot::send_gain_db(uint16_t m, uint16_t i) const noexcept {
     return m < musicians && i < inputs ? send_db[m * inputs + i] : 0.0;
@@ -305,11 +307,17 @@ bool MixSnapshot::talkback(uint16_t m) const noexcept {
 bool MixSnapshot::dimmed(uint16_t m) const noexcept {
     return m == all_musicians ? dim_all : (m < musicians && dim[m] != 0);
 }
+bool MixSnapshot::panicked(uint16_t m) const noexcept {
+    return m == all_musicians ? panic_all : (m < musicians && panic[m] != 0);
+}
 int MixSnapshot::scene(uint16_t m) const noexcept {
     return m == all_musicians ? scene_all : (m < musicians ? scenes[m] : -1);
 }
 double MixSnapshot::dose_pct(uint16_t m) const noexcept {
     return m < musicians ? dose[m] : std::numeric_limits<double>::quiet_NaN();
+}
+DoseAlert MixSnapshot::dose_alert(uint16_t m) const noexcept {
+    return m < musicians ? alert[m] : DoseAlert::none;
 }
 
 void MixSnapshot::apply(const Action& a) noexcept {
@@ -345,8 +353,8 @@ void MixSnapshot::apply(const Action& a) noexcept {
         if (one) scenes[m] = a.scene;
         break;
     case ActionType::panic:
-        for (std::size_t k = 0; k < musicians; ++k)
-            if (all || k == m) master[k] = std::min(master[k], panic_db);
+        if (all) panic_all = a.on;
+        if (one) panic[m] = a.on ? 1 : 0;
         break;
     case ActionType::learn:
         break;
@@ -750,9 +758,9 @@ ActionList Mapper::map(const MidiEvent& e, const MixView& view) noexcept {
 ActionList Mapper::tick(uint64_t now_us, const MixView& view) noexcept {
     ActionList out;
     flush_pairs(now_us, view, out);
-    if (_learn == LearnState::tentative_cc && now_us >= _tentative_time_us &&
-        now_us - _tentative_time_us >= _pair_timeout_us)
-        finish_tentative();
+    if (_learn == LearnState::watching_cc && now_us >= _watch_time_us &&
+        now_us - _watch_time_us >= learn_window_us)
+        finish_watch();
     return out;
 }
 
@@ -763,6 +771,46 @@ void Mapper::reset() noexcept {
 // ---------------------------------------------------------------------------------------------
 // MIDI learn
 
+ControlKind guess_cc_motion(const uint8_t* v, std::size_t n, bool& unclear) noexcept {
+    unclear = false;
+    if (v == nullptr || n == 0) return ControlKind::absolute;
+    // The ranges relative encoders use around their zero (15 steps each way is more than any
+    // acceleration we have seen).
+    bool up_small = false; // 1..15: two's complement and signed bit, up
+    bool tc_down = false;  // 113..127: two's complement, down
+    bool s65 = false;      // 65..79: signed bit down, binary offset up
+    bool bo_down = false;  // 49..63: binary offset, down
+    bool other = false;    // a value no encoder sends: a position
+    bool repeat = false;   // the same value twice in a row: a fader never does that while moving
+    for (std::size_t i = 0; i < n; ++i) {
+        const uint8_t x = v[i];
+        if (x >= 1 && x <= 15)
+            up_small = true;
+        else if (x >= 113 && x <= 127)
+            tc_down = true;
+        else if (x >= 65 && x <= 79)
+            s65 = true;
+        else if (x >= 49 && x <= 63)
+            bo_down = true;
+        else
+            other = true;
+        if (i > 0 && x == v[i - 1]) repeat = true;
+    }
+    if (other) return ControlKind::absolute;
+    const int sides = up_small + tc_down + s65 + bo_down;
+    if (sides == 2 && up_small && tc_down) return ControlKind::relative_twos_complement;
+    if (sides == 2 && up_small && s65) return ControlKind::relative_signed_bit;
+    if (sides == 2 && bo_down && s65) return ControlKind::relative_binary_offset;
+    if (repeat && sides == 1 && tc_down) return ControlKind::relative_twos_complement;
+    if (repeat && sides == 1 && bo_down) return ControlKind::relative_binary_offset;
+    if (repeat) {
+        unclear = true;
+        return ControlKind::absolute;
+    }
+    if (n == 1 && (v[0] == 1 || v[0] == 63 || v[0] == 65 || v[0] == 127)) unclear = true;
+    return ControlKind::absolute;
+}
+
 void Mapper::begin_learn() noexcept {
     _learn = LearnState::waiting;
     _learned.reset();
@@ -772,14 +820,19 @@ void Mapper::cancel_learn() noexcept {
     _learn = LearnState::idle;
 }
 
-std::optional<ControlSource> Mapper::take_learned() noexcept {
-    std::optional<ControlSource> r = _learned;
+std::optional<LearnCapture> Mapper::take_learned() noexcept {
+    std::optional<LearnCapture> r = _learned;
     _learned.reset();
     return r;
 }
 
-void Mapper::finish_tentative() noexcept {
-    _learned = _tentative;
+void Mapper::finish_watch() noexcept {
+    if (_watch.source.type == SourceType::cc) {
+        _watch.source.lsb = ControlSource{}.lsb; // a plain cc has no LSB partner
+        _watch.motion = guess_cc_motion(_watch.values.data(), _watch.n_values, _watch.unclear);
+    } else
+        _watch.motion = ControlKind::absolute; // a 14-bit pair is a fader
+    _learned = _watch;
     ++_stats.learned;
     _learn = LearnState::idle;
 }
@@ -789,31 +842,47 @@ bool Mapper::learn_event(const MidiEvent& e) noexcept {
     for (const ResolvedMapping& mp : _maps) // the learn button itself keeps working
         if (mp.action.type == ActionType::learn && matches(mp.source, e)) return false;
 
-    if (_learn == LearnState::tentative_cc) {
-        const bool within =
-            e.time_us < _tentative_time_us || e.time_us - _tentative_time_us <= _pair_timeout_us;
-        if (e.kind == EventKind::cc && static_cast<int>(e.channel) == _tentative.channel) {
-            if (within && e.number == _tentative.number + 32) { // the LSB: a 14-bit pair
-                _tentative.type = SourceType::cc14;
-                _tentative.lsb = e.number;
-                finish_tentative();
+    if (_learn == LearnState::watching_cc) {
+        ControlSource& w = _watch.source;
+        if (e.kind == EventKind::cc && static_cast<int>(e.channel) == w.channel) {
+            if (e.number == w.number) { // the control being learned, still moving: consumed
+                if (_watch.n_values < _watch.values.size())
+                    _watch.values[_watch.n_values++] = static_cast<uint8_t>(e.value & 0x7F);
+                if (_watch.n_values == _watch.values.size()) finish_watch();
                 return true;
             }
-            if (within && e.number == _tentative.number) return true; // the same fader, still moving
+            const bool within = e.time_us < _watch_time_us || e.time_us - _watch_time_us <= _pair_timeout_us;
+            if (within && w.type == SourceType::cc && w.number < 32 && e.number == w.number + 32) {
+                w.type = SourceType::cc14; // the LSB of a 14-bit pair
+                w.lsb = e.number;
+                finish_watch();
+                return true;
+            }
+            if (within && w.type == SourceType::cc && w.number >= 32 && w.number < 64 &&
+                e.number == w.number - 32) { // an LSB came first: this is its MSB
+                w.type = SourceType::cc14;
+                w.lsb = w.number;
+                w.number = e.number;
+                finish_watch();
+                return true;
+            }
         }
-        finish_tentative(); // a plain CC; this event is another control and acts normally
+        finish_watch(); // another control moved: the watch is over, and that event acts as usual
         return false;
     }
 
-    ControlSource s;
+    LearnCapture c;
+    ControlSource& s = c.source;
     s.channel = static_cast<int8_t>(e.channel);
     s.number = e.number;
     switch (e.kind) {
     case EventKind::note_on:
         s.type = SourceType::note;
+        c.motion = ControlKind::momentary;
         break;
     case EventKind::program:
         s.type = SourceType::program;
+        c.motion = ControlKind::momentary;
         break;
     case EventKind::pitch_bend:
         s.type = SourceType::pitch_bend;
@@ -821,18 +890,16 @@ bool Mapper::learn_event(const MidiEvent& e) noexcept {
         break;
     case EventKind::cc:
         s.type = SourceType::cc;
-        if (e.number < 32) { // maybe the MSB of a 14-bit pair: wait for CC+32 a moment
-            s.lsb = static_cast<uint8_t>(e.number + 32);
-            _tentative = s;
-            _tentative_time_us = e.time_us;
-            _learn = LearnState::tentative_cc;
-            return true;
-        }
-        break;
+        c.values[0] = static_cast<uint8_t>(e.value & 0x7F);
+        c.n_values = 1;
+        _watch = c;
+        _watch_time_us = e.time_us;
+        _learn = LearnState::watching_cc;
+        return true;
     default:
         return true; // releases and pressure are not "moving a control": ignored
     }
-    _learned = s;
+    _learned = c;
     ++_stats.learned;
     _learn = LearnState::idle;
     return true;

@@ -693,6 +693,7 @@ TEST_CASE("controllers: a good section loads with every source, kind and action"
     CHECK(pad.learn_targets[5] == "drums.send.vocal");
     CHECK(pad.learn_targets[0].empty());
     CHECK(m[6].source.channel == 0);
+    CHECK(m[6].kind == md::ControlKind::toggle); // a panic pad latches until pressed again
     CHECK(m[7].kind == md::ControlKind::relative_signed_bit);
     CHECK(m[7].step_db == 1);
     const Controller& desk = c.controllers[1];
@@ -709,7 +710,7 @@ TEST_CASE("controllers: a good section loads with every source, kind and action"
     CHECK(d[2].curve == md::Curve::linear_gain);
     CHECK(d[3].source.type == md::SourceType::program);
     CHECK(d[3].kind == md::ControlKind::toggle);
-    CHECK(d[4].kind == md::ControlKind::absolute); // a latching CC switch
+    CHECK(d[4].kind == md::ControlKind::absolute); // a latching CC switch (generic profile)
     CHECK_FALSE(d[5].feedback);
     REQUIRE(desk.midi.palette.has_value());
     CHECK(desk.midi.palette->value[6] == 6);
@@ -847,4 +848,68 @@ TEST_CASE("controllers: every error at once", "[config][midi]") {
     CHECK(e[2].key_path == "controllers[1].id");
     CHECK(e[3].key_path == "controllers[1].port");
     CHECK(e[0].line < e[1].line);
+}
+
+TEST_CASE("controllers: default kinds of buttons by profile and action", "[config][midi]") {
+    namespace md = earshot::midi;
+    const Config c = load_string(midi_head + R"(  - id: nk2
+    port: nanoKONTROL2
+    profile: nanokontrol2
+    mappings:
+      - { cc: 48, action: send_mute, musician: bass, input: click }
+      - { cc: 64, action: talkback }
+      - { cc: 41, action: panic }
+      - { cc: 42, action: scene, scene: verse }
+  - id: gen
+    port: desk
+    mappings:
+      - { cc: 48, action: send_mute, musician: bass, input: click }
+      - { cc: 49, action: panic }
+      - { note: 3, action: panic }
+)");
+    REQUIRE(c.controllers.size() == 2);
+    const auto& k = c.controllers[0].midi.mappings;
+    CHECK(k[0].kind == md::ControlKind::toggle);    // its factory buttons send 127 / 0 while held
+    CHECK(k[1].kind == md::ControlKind::absolute);  // talkback: on while held (127), off at 0
+    CHECK(k[2].kind == md::ControlKind::toggle);    // panic latches
+    CHECK(k[3].kind == md::ControlKind::momentary); // a trigger
+    const auto& g = c.controllers[1].midi.mappings;
+    CHECK(g[0].kind == md::ControlKind::absolute); // a CC switch of unknown hardware: on at 64 and above
+    CHECK(g[1].kind == md::ControlKind::toggle);
+    CHECK(g[2].kind == md::ControlKind::toggle);
+}
+
+TEST_CASE("controllers: a controller with parse errors is checked too: every error at once",
+          "[config][midi]") {
+    // The audit's c1.yaml: before, the port error hid the five mapping errors and the dose LED's.
+    const auto e = errors_of(midi_head + R"(  - id: x
+    api: jack
+    port: "/[unclosed/"
+    musician: drums
+    mappings:
+      - { cc: 1, action: master, musician: bass }
+      - { program: 2, kind: momentary, action: scene, scene: s }
+      - { note: 3, action: panic, musician: bass }
+      - { cc: 4, action: send_gain, input: click, takeover: true, kind: relative }
+      - { note: 5, action: learn, target: bass.master }
+  - id: y
+    port: "foo"
+    dose_leds: [ { musician: drums, cc: 0 } ]
+    profile: nanokontrol2
+    mappings:
+      - { cc: 0, action: master, musician: drums }
+      - { cc: 7, action: nothing, musician: nobody }
+      - { cc: 8, kind: sideways, action: master, musician: drums }
+)");
+    std::vector<std::string> keys;
+    for (const auto& x : e) keys.push_back(x.key_path);
+    CHECK(keys ==
+          std::vector<std::string>{"controllers[0].port", "controllers[0].mappings[0].musician",
+                                   "controllers[0].mappings[1].kind", "controllers[0].mappings[2].musician",
+                                   "controllers[0].mappings[3].takeover", "controllers[0].mappings[4].target",
+                                   "controllers[1].dose_leds[0].source", "controllers[1].mappings[1].action",
+                                   "controllers[1].mappings[2].kind"});
+    // No consequence of a parse error is reported as an error of its own: the unknown action's
+    // mapping says nothing about its unknown musician, the bad kind nothing about the default one.
+    for (const auto& x : e) CHECK(x.message.find("nobody") == std::string::npos);
 }

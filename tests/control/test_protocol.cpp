@@ -51,6 +51,9 @@ TEST_CASE("requests parse into commands with their arguments", "[control]") {
     CHECK(ok(R"({"cmd":"dim","db":-30})").dim_db == -30);
     CHECK_FALSE(ok(R"({"cmd":"panic","on":false})").on);
     CHECK(ok(R"({"cmd":"learn","target":"drums.master"})").target == "drums.master");
+    CHECK_FALSE(ok(R"({"cmd":"learn","target":"drums.master"})").forget);
+    CHECK(ok(R"({"cmd":"learn","target":"drums.master","forget":true})").forget);
+    CHECK(fails(R"({"cmd":"learn","target":"drums.master","forget":1})").find("forget") != std::string::npos);
     CHECK(ok(R"({"cmd":"guard","musician":"drums","action":"suspend"})").suspend);
     CHECK_FALSE(ok(R"({"cmd":"guard","musician":"drums","action":"resume"})").suspend);
 }

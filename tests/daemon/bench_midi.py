@@ -7,7 +7,8 @@ another records earshotd's output (a DC input, so any gain change is visible on 
 it touches). The first changed sample, minus the limiter's look-ahead, falls in cycle K; the
 figure is K - N: 0 = the same period (RtMidi's client ran before earshotd's in that cycle and the
 control thread was quicker still), 1 = the next period (SPEC §6). Windows with an xrun in them
-(the change appears before the CC was sent, or never) are skipped and counted.
+(the change appears before the CC was sent, or never) are skipped and counted. The last column is
+how many eventfd writes (the callback's system call) the controller's events took.
 
     /usr/bin/python3 tests/daemon/bench_midi.py build/src/daemon/earshotd [--periods 64,128,256] [--n 40]
 """
@@ -82,9 +83,11 @@ def measure(earshotd, period, n):
                 skipped += 1
                 continue
             lat.append(int((t0 + int(changed[0]) - lookahead - t_send) // period))
-        xruns = d.status()["jack"]["xruns"]
+        s = d.status()
+        xruns = s["jack"]["xruns"]
+        c = s["midi"]["controllers"][0]
         d.stop()
-        return lat, skipped, xruns
+        return lat, skipped, xruns, (c["wakeups"], c["events"])
 
 
 def main():
@@ -93,9 +96,10 @@ def main():
     ap.add_argument("--periods", default="64,128,256")
     ap.add_argument("--n", type=int, default=40)
     a = ap.parse_args()
-    print(f"{'period':>6} {'n':>4} {'same':>5} {'next':>5} {'later':>5} {'median':>6} {'max':>4} {'skipped':>7} {'xruns':>5}")
+    print(f"{'period':>6} {'n':>4} {'same':>5} {'next':>5} {'later':>5} {'median':>6} {'max':>4} {'skipped':>7} {'xruns':>5}"
+          f" {'wakeups/events':>14}")
     for p in [int(x) for x in a.periods.split(",")]:
-        lat, skipped, xruns = measure(a.earshotd, p, a.n)
+        lat, skipped, xruns, (wakeups, events) = measure(a.earshotd, p, a.n)
         if not lat:
             print(f"{p:>6}: no measurement ({skipped} skipped)")
             continue
@@ -103,7 +107,7 @@ def main():
         nxt = sum(1 for x in lat if x == 1)
         later = sum(1 for x in lat if x > 1)
         print(f"{p:>6} {len(lat):>4} {same:>5} {nxt:>5} {later:>5} {statistics.median(lat):>6} {max(lat):>4} "
-              f"{skipped:>7} {xruns:>5}", flush=True)
+              f"{skipped:>7} {xruns:>5} {wakeups:>6}/{events:<7}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,18 +4,29 @@ count periods between a MIDI event and the audio it changes."""
 
 import collections
 import threading
+import time
 
 import jack
 
 
 class MidiSender:
     """A JACK client with one MIDI output: send() queues messages, written at the top of the next
-    process cycle (offset 0). `sent` keeps (frame time of that cycle, bytes)."""
+    process cycle (offset 0). `sent` keeps (frame time of that cycle, bytes).
 
-    def __init__(self, rig, name, port="out", per_cycle=256):
+    With `audio_outs`, it also plays `gen(t0, n)` (like harness.Player) on audio outputs, so a
+    musician fed from it runs after it in every JACK cycle. With `stall_s` > 0, the cycle after one
+    that wrote MIDI first sleeps that long: in freewheel (no deadline) this stands in for the time
+    a real period gives earshotd's control thread to act on the event before earshotd's next
+    cycle, which then starts only after this client (its audio input) is done."""
+
+    def __init__(self, rig, name, port="out", per_cycle=256, audio_outs=()):
         self.client = jack.Client(f"{name}-{rig.server}", no_start_server=True, servername=rig.server)
         self.name = self.client.name
         self.port = self.client.midi_outports.register(port)
+        self.audio = [self.client.outports.register(a) for a in audio_outs]
+        self.gen = None
+        self.stall_s = 0.0
+        self._stall_next = False
         self.q = collections.deque()
         self.sent = []
         self.per_cycle = per_cycle
@@ -25,8 +36,13 @@ class MidiSender:
         rig.players.append(self)
 
     def _process(self, n):
-        self.port.clear_buffer()
+        if self._stall_next:
+            self._stall_next = False
+            time.sleep(self.stall_s)
         t = self.client.last_frame_time
+        for p in self.audio:
+            p.get_array()[:] = 0 if self.gen is None else self.gen(t, n)
+        self.port.clear_buffer()
         k = 0
         while self.q and k < self.per_cycle:
             msg = self.q[0]
@@ -37,6 +53,8 @@ class MidiSender:
             self.q.popleft()
             self.sent.append((t, msg))
             k += 1
+        if k and self.stall_s > 0:
+            self._stall_next = True
 
     def send(self, *msgs):
         self.q.extend(bytes(m) for m in msgs)

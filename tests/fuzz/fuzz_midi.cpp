@@ -10,10 +10,14 @@
 //   - mapper: actions stay inside the Directory, a bound controller's actions are its own
 //     musician's (SPEC §3.5), every gain set is off or within [-90, +12] dB and within the
 //     mapping's [min_db, max_db], counters agree with what was returned;
-//   - feedback: every message is a well-formed 3-byte channel message.
+//   - feedback: every message is a well-formed 3-byte channel message;
+//   - per-event decoding (feed_message, as the daemon does): nothing carries over between events;
+//   - the SysEx guard: the same bytes cut into JACK events and cycles, through the guard and a
+//     model of RtMidi 5.0.0's JACK input: every channel message reaches the callback exactly once.
 #include "earshot/midi/decoder.hpp"
 #include "earshot/midi/feedback.hpp"
 #include "earshot/midi/mapping.hpp"
+#include "earshot/midi/sysex_guard.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -208,6 +212,99 @@ void run_mapper(Controller& c, MixSnapshot& view, const std::vector<MidiEvent>& 
     require(s.scope_rejected == 0, "build let an out-of-scope mapping through");
 }
 
+// RtMidi 5.0.0's MidiInJack process callback with SysEx ignored: what reaches the user callback.
+struct RtMidiModel {
+    bool cont = false;
+    std::vector<std::vector<uint8_t>> delivered;
+    void feed(const uint8_t* d, std::size_t n) {
+        switch (d[0]) {
+        case 0xF0:
+            cont = d[n - 1] != 0xF7;
+            return;
+        case 0xF1:
+        case 0xF8:
+        case 0xFE:
+            return;
+        default:
+            if (cont) {
+                cont = d[n - 1] != 0xF7;
+                return;
+            }
+        }
+        delivered.emplace_back(d, d + n);
+    }
+};
+
+// The bytes as JACK events (chunk lengths and frame steps from the data itself), 8 per cycle
+// of 64 frames, through the guard; RtMidi's input gets source + guard output merged by frame.
+void run_guard(const uint8_t* bytes, std::size_t n, uint8_t knobs) {
+    struct Ev {
+        uint32_t t;
+        const uint8_t* d;
+        std::size_t n;
+        bool ours;
+    };
+    SysexGuard g;
+    RtMidiModel rt;
+    std::vector<std::vector<uint8_t>> expected; // events starting with a channel status byte
+    std::vector<std::vector<uint8_t>> out_store;
+    std::size_t i = 0;
+    const std::size_t step = 1 + ((knobs >> 3) & 3);
+    while (i < n) {
+        std::vector<Ev> src;
+        uint32_t t = 0;
+        while (i < n && src.size() < 8) {
+            const std::size_t len = std::min<std::size_t>(1 + bytes[i] % 5, n - i);
+            t += static_cast<uint32_t>(bytes[i] % step);
+            if (t >= 64) break;
+            src.push_back({t, bytes + i, len, false});
+            if (bytes[i] >= 0x80 && bytes[i] < 0xF0 && len <= SysexGuard::max_event_bytes)
+                expected.emplace_back(bytes + i, bytes + i + len);
+            i += len;
+        }
+        out_store.clear();
+        std::vector<Ev> out;
+        g.cycle(
+            64, static_cast<uint32_t>(src.size()),
+            [&](uint32_t k, uint32_t& tt, const uint8_t*& d, std::size_t& len) {
+                tt = src[k].t;
+                d = src[k].d;
+                len = src[k].n;
+                return true;
+            },
+            [&](uint32_t tt, const uint8_t* d, std::size_t len) {
+                require(tt < 64, "guard wrote past the cycle");
+                require(out.empty() || tt >= out.back().t, "guard wrote out of time order");
+                out_store.emplace_back(d, d + len);
+                out.push_back({tt, nullptr, len, true});
+                return true;
+            });
+        for (std::size_t k = 0; k < out.size(); ++k) out[k].d = out_store[k].data();
+        std::vector<Ev> merged = src;
+        merged.insert(merged.end(), out.begin(), out.end());
+        std::stable_sort(merged.begin(), merged.end(), [](const Ev& a, const Ev& b) { return a.t < b.t; });
+        for (std::size_t k = 1; k < merged.size(); ++k)
+            require(merged[k].t != merged[k - 1].t || merged[k].ours == merged[k - 1].ours,
+                    "guard wrote on a frame a source event uses");
+        for (const Ev& e : merged) rt.feed(e.d, e.n);
+        if (src.empty() && out.empty()) break;
+    }
+    for (int k = 0; k < 4; ++k) // anything carried over
+        g.cycle(
+            64, 0, [](uint32_t, uint32_t&, const uint8_t*&, std::size_t&) { return false; },
+            [&](uint32_t, const uint8_t* d, std::size_t len) {
+                rt.feed(d, len);
+                return true;
+            });
+    std::vector<std::vector<uint8_t>> got;
+    for (const auto& e : rt.delivered)
+        if (e[0] >= 0x80 && e[0] < 0xF0) got.push_back(e);
+    std::sort(expected.begin(), expected.end());
+    std::sort(got.begin(), got.end());
+    require(got == expected, "a channel message was lost or doubled through RtMidi and the guard");
+    require(g.stats().lost == 0, "guard lost a message");
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -242,6 +339,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (std::size_t i = 0; i < m.count; ++i) require(m.events[i] == a[i], "decode_message differs");
     for (const MidiEvent& e : a) check_event(e);
 
+    // Per event (the daemon's callback): whole messages, nothing carried over.
+    Decoder per_event(1);
+    for (std::size_t i = 0; i < n; i += chunk) {
+        const std::size_t len = std::min(chunk, n - i);
+        std::vector<MidiEvent> one;
+        per_event.feed_message(bytes + i, len, 0, [&](const MidiEvent& e) { one.push_back(e); });
+        require(per_event.pending_bytes() == 0 && !per_event.in_sysex(), "an event left state behind");
+        require(per_event.stats().accounted() == per_event.stats().bytes, "per-event accounting");
+        const DecodedMessage dm = decode_message(bytes + i, len, 0, 1);
+        require(dm.count + dm.stats.overflow == one.size(), "feed_message and decode_message differ");
+        for (std::size_t k = 0; k < dm.count; ++k) require(dm.events[k] == one[k], "per-event events differ");
+        for (const MidiEvent& e : one) check_event(e);
+    }
+    run_guard(bytes, n, knobs);
+
     // Mapper and feedback on what came out.
     static const ControllerConfig desk_cfg = desk();
     static const ControllerConfig pad_cfg = pad();
@@ -260,7 +372,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         require(view.master[mu] == before.master[mu], "pad changed another master");
         require(view.more[mu] == before.more[mu] && view.talk[mu] == before.talk[mu],
                 "pad changed another switch");
-        require(view.dim[mu] == before.dim[mu] && view.scenes[mu] == before.scenes[mu],
+        require(view.dim[mu] == before.dim[mu] && view.scenes[mu] == before.scenes[mu] &&
+                    view.panic[mu] == before.panic[mu],
                 "pad changed another state");
         for (std::size_t i = 0; i < 6; ++i) {
             require(view.send_db[mu * 6 + i] == before.send_db[mu * 6 + i], "pad changed another send");
@@ -268,7 +381,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
     }
     require(view.talk_all == before.talk_all && view.dim_all == before.dim_all &&
-                view.scene_all == before.scene_all,
+                view.scene_all == before.scene_all && view.panic_all == before.panic_all,
             "pad changed a global state");
     return 0;
 }

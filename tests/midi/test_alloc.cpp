@@ -4,6 +4,7 @@
 #include "earshot/midi/decoder.hpp"
 #include "earshot/midi/event_queue.hpp"
 #include "earshot/midi/mapping.hpp"
+#include "earshot/midi/sysex_guard.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -84,7 +85,10 @@ TEST_CASE("decoder, queue and mapper: zero heap allocations", "[midi][rt]") {
     REQUIRE(mapper);
     MixSnapshot view(1, 1);
     Decoder dec;
+    Decoder per_event; // the daemon's way: one whole event per feed_message()
     EventQueue<64> queue;
+    SysexGuard guard;
+    std::size_t guard_writes = 0;
 
     std::mt19937 rng(5);
     std::uniform_int_distribution<int> any(0, 255);
@@ -114,10 +118,33 @@ TEST_CASE("decoder, queue and mapper: zero heap allocations", "[midi][rt]") {
         actions += mapper->tick(t, view).size();
         (void)mapper->take_learned();
         (void)decode_message(bytes.data() + i, std::min<std::size_t>(7, bytes.size() - i), t);
+        per_event.feed_message(bytes.data() + i, std::min<std::size_t>(3, bytes.size() - i), t,
+                               [&](const MidiEvent& ev1) {
+                                   bool wake = false;
+                                   if (queue.try_push(ev1, &wake)) {
+                                   }
+                               });
+        // The SysEx guard's cycle over these bytes as two events.
+        const uint8_t* ev[2] = {bytes.data() + i, bytes.data() + i + 3};
+        guard.cycle(
+            64, i + 7 <= bytes.size() ? 2u : 0u,
+            [&](uint32_t k, uint32_t& time, const uint8_t*& d, std::size_t& n) {
+                time = 10 * k;
+                d = ev[k];
+                n = k == 0 ? 3 : 4;
+                return true;
+            },
+            [&](uint32_t, const uint8_t*, std::size_t) {
+                ++guard_writes;
+                return true;
+            });
         t += 1500;
     }
     t_in_rt = false;
     CHECK(g_rt_allocs == 0);
     CHECK(actions > 0);
     CHECK(dec.stats().events > 0);
+    CHECK(per_event.stats().events > 0);
+    CHECK(guard_writes > 0);
+    CHECK(guard.stats().cuts > 0);
 }

@@ -84,6 +84,53 @@ TEST_CASE("decoder: running status", "[midi][decoder]") {
     require_accounted(r.stats);
 }
 
+TEST_CASE("decoder: whole messages (JACK/ALSA events) carry nothing over", "[midi][decoder]") {
+    // The audit's case: one port's Decoder is fed event by event. `07 05` after `B0 07 7F` is a
+    // garbage data-only event, not a second CC 7 (which would move a master to -57.6 dB).
+    Decoder d(3);
+    std::vector<MidiEvent> got;
+    auto sink = [&](const MidiEvent& e) { got.push_back(e); };
+    const uint8_t cc7[] = {0xB0, 0x07, 0x7F};
+    const uint8_t garbage[] = {0x07, 0x05};
+    d.feed_message(cc7, sizeof cc7, 42, sink);
+    d.feed_message(garbage, sizeof garbage, 42, sink);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0] == ev(EventKind::cc, 0, 7, 127));
+    CHECK(d.stats().stray_data == 2);
+    CHECK(d.stats().dropped() == 2); // shown as decoder_errors
+    CHECK(d.shared_stats() == d.stats());
+    // Running status inside one event still decodes.
+    const uint8_t two[] = {0xB1, 7, 10, 8, 20};
+    d.feed_message(two, sizeof two, 42, sink);
+    REQUIRE(got.size() == 3);
+    CHECK(got[2] == ev(EventKind::cc, 1, 8, 20));
+    // A half message at the end of an event is truncated, not completed by the next one.
+    const uint8_t half[] = {0x90, 60};
+    const uint8_t rest[] = {100};
+    d.feed_message(half, sizeof half, 42, sink);
+    d.feed_message(rest, sizeof rest, 42, sink);
+    CHECK(got.size() == 3);
+    CHECK(d.stats().truncated == 1);
+    CHECK(d.stats().truncated_bytes == 2);
+    CHECK(d.stats().stray_data == 3);
+    // An unterminated SysEx ends with its event.
+    const uint8_t sx[] = {0xF0, 0x7D, 0x01};
+    d.feed_message(sx, sizeof sx, 42, sink);
+    CHECK(d.stats().sysex_unterminated == 1);
+    CHECK_FALSE(d.in_sysex());
+    d.feed_message(cc7, sizeof cc7, 42, sink);
+    CHECK(got.size() == 4);
+    CHECK(d.pending_bytes() == 0);
+    require_accounted(d.stats());
+    // The streaming form keeps running status across calls (raw byte streams).
+    Decoder st(3);
+    got.clear();
+    st.feed(cc7, sizeof cc7, 42, sink);
+    st.feed(garbage, sizeof garbage, 42, sink);
+    REQUIRE(got.size() == 2);
+    CHECK(got[1] == ev(EventKind::cc, 0, 7, 5));
+}
+
 TEST_CASE("decoder: real-time bytes anywhere are ignored and counted", "[midi][decoder]") {
     // inside a message, between running-status messages, inside SysEx
     auto r = stream(

@@ -120,8 +120,11 @@ TEST_CASE("Launchpad Mini: 16*row+col notes, red/green bits with copy/clear flag
     CHECK_FALSE(led_message(Profile::launchpad_mini, src(SourceType::note, 9), Led::red)); // column 9: none
     CHECK_FALSE(led_message(Profile::launchpad_mini, src(SourceType::note, 0x80 - 1), Led::red));
     CHECK_FALSE(led_message(Profile::launchpad_mini, src(SourceType::cc, 7), Led::red));
-    REQUIRE(init_messages(Profile::launchpad_mini).size() == 1);
-    CHECK(init_messages(Profile::launchpad_mini)[0] == msg(0xB0, 0x00, 0x28)); // automatic flashing
+    // Reset (all LEDs off), X-Y layout, automatic flashing: in that order.
+    REQUIRE(init_messages(Profile::launchpad_mini).size() == 3);
+    CHECK(init_messages(Profile::launchpad_mini)[0] == msg(0xB0, 0x00, 0x00));
+    CHECK(init_messages(Profile::launchpad_mini)[1] == msg(0xB0, 0x00, 0x01));
+    CHECK(init_messages(Profile::launchpad_mini)[2] == msg(0xB0, 0x00, 0x28));
 }
 
 TEST_CASE("nanoKONTROL2 and generic: 127/0 LEDs, motor-fader echo", "[midi][feedback]") {
@@ -151,6 +154,91 @@ TEST_CASE("nanoKONTROL2 and generic: 127/0 LEDs, motor-fader echo", "[midi][feed
     REQUIRE(value_messages(Profile::generic, src(SourceType::pitch_bend, 0, 3), 1.0, out) == 1);
     CHECK(out[0] == msg(0xE3, 0x7F, 0x7F));
     CHECK(value_messages(Profile::nanokontrol2, src(SourceType::cc, 0), 0.5, out) == 0); // no motors
+}
+
+TEST_CASE("nanoKONTROL2: only the buttons with an LED can be lit", "[midi][feedback]") {
+    // Factory CC layout: faders 0-7, knobs 16-23 (no LEDs); S 32-39, M 48-55, R 64-71, play 41,
+    // stop 42, rewind 43, fast forward 44, record 45, cycle 46 (LEDs); track 58/59 and marker
+    // 60/61/62 (no LEDs).
+    std::vector<int> lit;
+    for (int n = 0; n < 128; ++n)
+        if (led_message(Profile::nanokontrol2, src(SourceType::cc, static_cast<uint8_t>(n)), Led::red))
+            lit.push_back(n);
+    std::vector<int> want;
+    for (int n = 32; n <= 39; ++n) want.push_back(n);
+    for (int n = 41; n <= 46; ++n) want.push_back(n);
+    for (int n = 48; n <= 55; ++n) want.push_back(n);
+    for (int n = 64; n <= 71; ++n) want.push_back(n);
+    CHECK(lit == want);
+    CHECK(nanokontrol2_has_led(46));
+    CHECK_FALSE(nanokontrol2_has_led(0));
+    CHECK_FALSE(nanokontrol2_has_led(58));
+
+    // A dose LED on a fader is a config error (it validated and never lit before).
+    ControllerConfig c;
+    c.id = "nk2";
+    c.profile = Profile::nanokontrol2;
+    c.dose_leds = {DoseLed{"bass", src(SourceType::cc, 0)}};
+    std::vector<BuildError> errs;
+    auto m = Mapper::build(c, dir(), errs);
+    REQUIRE(m);
+    CHECK_FALSE(Feedback::build(c, *m, dir(), errs));
+    REQUIRE(errs.size() == 1);
+    CHECK_THAT(errs[0].message,
+               Contains("cc 0") && Contains("has no LED the nanokontrol2 profile can light"));
+    // ... and a mute on a knob gets no LED slot (nothing would light).
+    c.dose_leds.clear();
+    c.mappings = {
+        map_of(src(SourceType::cc, 16), ControlKind::absolute, ActionType::send_mute, "bass", "kick")};
+    Built b = build(c);
+    CHECK(b.feedback.slot_count() == 0);
+}
+
+TEST_CASE("panic has an LED: red, blinking, while engaged", "[midi][feedback]") {
+    CHECK(switch_led(ActionType::panic, true) == Led::red_blink);
+    CHECK(switch_led(ActionType::panic, false) == Led::off);
+    ControllerConfig c;
+    c.id = "apc";
+    c.profile = Profile::apc_mini;
+    c.musician = "bass";
+    c.mappings = {map_of(src(SourceType::note, 64), ControlKind::toggle, ActionType::panic, "")};
+    Built b = build(c);
+    REQUIRE(b.feedback.slot_count() == 1);
+    MixSnapshot s(3, 6);
+    CHECK(b.feedback.resync(s) == std::vector<MidiMessage>{msg(0x90, 64, 0)});
+    for (const Action& a : b.mapper.map(MidiEvent{0, EventKind::note_on, 0, 64, 0, 127}, s)) s.apply(a);
+    CHECK(s.panicked(1));
+    CHECK(b.feedback.update(s) == std::vector<MidiMessage>{msg(0x90, 64, 2)}); // a round button: blink
+    s.panic[1] = 0; // released from elsewhere (`earshot panic off`)
+    CHECK(b.feedback.update(s) == std::vector<MidiMessage>{msg(0x90, 64, 0)});
+}
+
+TEST_CASE("dose LED: warnings blink on top of the colour", "[midi][feedback][dose]") {
+    const DoseThresholds t; // 50 / 100
+    CHECK(dose_led(10.0, t, DoseAlert::none) == Led::green);
+    CHECK(dose_led(10.0, t, DoseAlert::notice) == Led::green_blink);
+    CHECK(dose_led(60.0, t, DoseAlert::notice) == Led::amber_blink);
+    CHECK(dose_led(120.0, t, DoseAlert::notice) == Led::red_blink);
+    CHECK(dose_led(std::nan(""), t, DoseAlert::notice) == Led::amber_blink);
+    CHECK(dose_led(10.0, t, DoseAlert::momentary) == Led::red_blink); // too loud now, whatever the dose
+    CHECK(dose_led(std::nan(""), t, DoseAlert::none) == Led::off);
+
+    ControllerConfig c;
+    c.id = "apc";
+    c.profile = Profile::apc_mini;
+    c.musician = "drums";
+    c.dose_leds = {DoseLed{"drums", src(SourceType::note, 56)}};
+    Built b = build(c);
+    MixSnapshot s(3, 6);
+    s.dose[0] = 10.0;
+    CHECK(b.feedback.resync(s) == std::vector<MidiMessage>{msg(0x90, 56, 1)}); // green
+    s.alert[0] = DoseAlert::momentary;
+    CHECK(b.feedback.update(s) == std::vector<MidiMessage>{msg(0x90, 56, 4)}); // red blink
+    s.alert[0] = DoseAlert::none;
+    s.dose[0] = 55.0;
+    CHECK(b.feedback.update(s) == std::vector<MidiMessage>{msg(0x90, 56, 5)}); // amber
+    s.alert[0] = DoseAlert::notice;
+    CHECK(b.feedback.update(s) == std::vector<MidiMessage>{msg(0x90, 56, 6)}); // amber blink
 }
 
 TEST_CASE("dose LED: green / amber / red at the thresholds", "[midi][feedback][dose]") {

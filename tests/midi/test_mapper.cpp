@@ -334,13 +334,20 @@ TEST_CASE("absolute switch (latching CC button) and one-shot actions", "[midi][m
     CHECK(out[0].scene == 1);
     CHECK(s.scene(all_musicians) == 1);
 
+    // Panic is a switch: momentary = silenced while held, the release lets go.
     s.master = {6.0, -30.0, 0.0};
     out = run(mp, s, note_on(0, 9));
     REQUIRE(out.size() == 1);
     CHECK(out[0].type == ActionType::panic);
-    CHECK(run(mp, s, note_off(0, 9)).empty());
-    CHECK(s.master[0] == -20.0);
-    CHECK(s.master[1] == -30.0); // panic never raises
+    CHECK(out[0].on);
+    CHECK(out[0].musician == all_musicians);
+    CHECK(s.panicked(all_musicians));
+    CHECK(run(mp, s, note_on(0, 9)).empty()); // already on
+    out = run(mp, s, note_off(0, 9));
+    REQUIRE(out.size() == 1);
+    CHECK_FALSE(out[0].on);
+    CHECK_FALSE(s.panicked(all_musicians));
+    CHECK(s.master == std::vector<double>{6.0, -30.0, 0.0}); // a layer: the mix itself is not touched
 
     out = run(mp, s, note_on(0, 36));
     REQUIRE(out.size() == 1);
@@ -351,6 +358,38 @@ TEST_CASE("absolute switch (latching CC button) and one-shot actions", "[midi][m
     CHECK(out[0].inputs[1] == 2);
     run(mp, s, note_off(0, 36));
     CHECK_FALSE(s.more_me(0));
+}
+
+TEST_CASE("panic: a toggle pad latches, a momentary one holds; a bound one is its musician's",
+          "[midi][mapper][buttons]") {
+    ControllerConfig c;
+    c.musician = "bass";
+    c.mappings = {map_of(src(SourceType::note, 1), ControlKind::toggle, ActionType::panic, ""),
+                  map_of(src(SourceType::note, 2), ControlKind::momentary, ActionType::panic, ""),
+                  map_of(src(SourceType::cc, 3), ControlKind::absolute, ActionType::panic, "")};
+    Mapper mp = build(c);
+    MixSnapshot s(3, 6);
+    auto out = run(mp, s, note_on(0, 1));
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].on);
+    CHECK(out[0].musician == 1); // narrowed to the bound musician
+    CHECK(s.panicked(1));
+    CHECK_FALSE(s.panicked(all_musicians));
+    CHECK(run(mp, s, note_off(0, 1)).empty()); // latched: the release does nothing
+    CHECK(s.panicked(1));
+    out = run(mp, s, note_on(0, 1)); // pressed again: released
+    REQUIRE(out.size() == 1);
+    CHECK_FALSE(out[0].on);
+    CHECK_FALSE(s.panicked(1));
+    run(mp, s, note_on(0, 2));
+    CHECK(s.panicked(1));
+    run(mp, s, note_off(0, 2));
+    CHECK_FALSE(s.panicked(1));
+    run(mp, s, cc(0, 3, 127)); // a latching CC button: level
+    CHECK(s.panicked(1));
+    run(mp, s, cc(0, 3, 0));
+    CHECK_FALSE(s.panicked(1));
+    CHECK(mp.stats().scope_rejected == 0);
 }
 
 TEST_CASE("soft takeover: no jump until the fader reaches the gain", "[midi][mapper][takeover]") {
@@ -558,16 +597,30 @@ TEST_CASE("learn: captures the next control moved", "[midi][mapper][learn]") {
     CHECK_FALSE(mp.learning());
     auto l = mp.take_learned();
     REQUIRE(l);
-    CHECK(l->type == SourceType::note);
-    CHECK(l->number == 10);
-    CHECK(l->channel == 3);
-    CHECK_FALSE(mp.take_learned()); // once
+    CHECK(l->source.type == SourceType::note);
+    CHECK(l->source.number == 10);
+    CHECK(l->source.channel == 3);
+    CHECK(l->motion == ControlKind::momentary); // a button
+    CHECK_FALSE(mp.take_learned());             // once
 
+    // A CC is watched while it moves: every event of it is consumed (it never acts through the
+    // old mappings), and the watch ends after learn_window_us.
     mp.begin_learn();
-    run(mp, s, cc(1, 74, 3)); // CC >= 32: captured at once
+    run(mp, s, cc(1, 74, 3, 1000));
+    CHECK(mp.learning());
+    CHECK(run(mp, s, cc(1, 74, 9, 2000)).empty());
+    CHECK(run(mp, s, cc(1, 74, 20, 300000)).empty());
+    mp.tick(1000 + learn_window_us - 1, s);
+    CHECK(mp.learning());
+    mp.tick(1000 + learn_window_us, s);
+    CHECK_FALSE(mp.learning());
     l = mp.take_learned();
     REQUIRE(l);
-    CHECK(*l == ControlSource{SourceType::cc, 74, 32, 1}); // lsb keeps its default for a plain cc
+    CHECK(l->source == ControlSource{SourceType::cc, 74, 32, 1}); // lsb keeps its default for a plain cc
+    CHECK(l->motion == ControlKind::absolute);
+    CHECK_FALSE(l->unclear);
+    REQUIRE(l->n_values == 3);
+    CHECK(l->values[2] == 20);
 
     mp.begin_learn();
     run(mp, s, cc(0, 7, 64, 1000));
@@ -575,31 +628,122 @@ TEST_CASE("learn: captures the next control moved", "[midi][mapper][learn]") {
     run(mp, s, cc(0, 39, 10, 1500)); // CC 7 + 32 within 10 ms: a 14-bit pair
     l = mp.take_learned();
     REQUIRE(l);
-    CHECK(l->type == SourceType::cc14);
-    CHECK(l->number == 7);
-    CHECK(l->lsb == 39);
+    CHECK(l->source.type == SourceType::cc14);
+    CHECK(l->source.number == 7);
+    CHECK(l->source.lsb == 39);
+    CHECK(l->motion == ControlKind::absolute);
+
+    mp.begin_learn();
+    run(mp, s, cc(0, 40, 10, 1000)); // an LSB first, then its MSB: still the pair
+    run(mp, s, cc(0, 8, 64, 1200));
+    l = mp.take_learned();
+    REQUIRE(l);
+    CHECK(l->source == ControlSource{SourceType::cc14, 8, 40, 0});
 
     mp.begin_learn();
     run(mp, s, cc(0, 1, 64, 1000));
     run(mp, s, cc(0, 1, 65, 2000)); // the same fader still moving
     CHECK(mp.learning());
-    mp.tick(12000, s); // no LSB within 10 ms: a plain CC
+    run(mp, s, cc(0, 33, 5, 20000)); // its "LSB", but too late (10 ms): another control, acts as usual
     l = mp.take_learned();
     REQUIRE(l);
-    CHECK(l->type == SourceType::cc);
-    CHECK(l->number == 1);
+    CHECK(l->source.type == SourceType::cc);
+    CHECK(l->source.number == 1);
 
     mp.begin_learn();
     run(mp, s, bend(5, 100));
     l = mp.take_learned();
     REQUIRE(l);
-    CHECK(l->type == SourceType::pitch_bend);
-    CHECK(l->channel == 5);
+    CHECK(l->source.type == SourceType::pitch_bend);
+    CHECK(l->source.channel == 5);
 
     mp.begin_learn();
     mp.cancel_learn();
     CHECK_FALSE(mp.learning());
-    CHECK(mp.stats().learned == 5);
+    CHECK(mp.stats().learned == 6);
+}
+
+TEST_CASE("learn: the next event of the learned control never acts through the old mappings",
+          "[midi][mapper][learn]") {
+    // The audit's case: CC 21 is mapped to drums' master; learning it (for another target) while
+    // it moves must consume every CC 21 until the capture is taken, 14-bit wait or not.
+    ControllerConfig c;
+    c.pair_timeout_ms = 10;
+    c.mappings = {map_of(src(SourceType::cc, 21), ControlKind::absolute, ActionType::master, "drums"),
+                  map_of(src(SourceType::cc, 3), ControlKind::absolute, ActionType::master, "bass")};
+    Mapper mp = build(c);
+    MixSnapshot s(3, 6);
+    // The daemon installs the binding as soon as take_learned() returns it; until then every
+    // event of the control is consumed: a fader moving, one message per 5 ms (the 14-bit wait is
+    // 10 ms, so the old code let the third one through).
+    mp.begin_learn();
+    std::optional<LearnCapture> l;
+    int events = 0;
+    for (uint64_t t = 0; t < 400000 && !l; t += 5000, ++events) {
+        CHECK(run(mp, s, cc(0, 21, static_cast<uint16_t>(10 + t / 10000), 1000 + t)).empty());
+        mp.tick(1000 + t + 2500, s);
+        l = mp.take_learned();
+    }
+    REQUIRE(l);
+    CHECK(events == static_cast<int>(learn_max_values));
+    CHECK(l->n_values == learn_max_values);
+    CHECK(s.master[0] == 0.0); // never moved by the old mapping
+    // Another control ends the watch at once and acts as usual.
+    mp.begin_learn();
+    run(mp, s, cc(0, 21, 50, 2000000));
+    auto out = run(mp, s, cc(0, 3, 64, 2001000));
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].musician == 1);
+    CHECK(mp.take_learned());
+}
+
+TEST_CASE("learn: a relative encoder is told from a fader by its values", "[midi][mapper][learn]") {
+    auto guess = [](std::initializer_list<uint8_t> v, bool& unclear) {
+        std::vector<uint8_t> a(v);
+        return guess_cc_motion(a.data(), a.size(), unclear);
+    };
+    bool unclear = true;
+    // Turned both ways: the encoding.
+    CHECK(guess({1, 1, 127, 127}, unclear) == ControlKind::relative_twos_complement);
+    CHECK_FALSE(unclear);
+    CHECK(guess({1, 2, 65, 66}, unclear) == ControlKind::relative_signed_bit);
+    CHECK_FALSE(unclear);
+    CHECK(guess({65, 65, 63, 62}, unclear) == ControlKind::relative_binary_offset);
+    CHECK_FALSE(unclear);
+    // Turned one way, on the side only one encoding uses.
+    CHECK(guess({127, 127, 127}, unclear) == ControlKind::relative_twos_complement);
+    CHECK_FALSE(unclear);
+    CHECK(guess({63, 63}, unclear) == ControlKind::relative_binary_offset);
+    CHECK_FALSE(unclear);
+    // Turned one way where two encodings agree: an encoder, but which one cannot be told.
+    CHECK(guess({1, 1, 1}, unclear) == ControlKind::absolute);
+    CHECK(unclear);
+    CHECK(guess({65, 65}, unclear) == ControlKind::absolute);
+    CHECK(unclear);
+    CHECK(guess({127}, unclear) == ControlKind::absolute);
+    CHECK(unclear); // one value of 1, 63, 65 or 127: not enough
+    // Faders and knobs: positions, each once.
+    for (auto v : {std::vector<uint8_t>{10, 12, 15, 19}, std::vector<uint8_t>{1, 2, 3, 4},
+                   std::vector<uint8_t>{127, 126, 125}, std::vector<uint8_t>{60, 61, 62, 63, 64, 65},
+                   std::vector<uint8_t>{100}, std::vector<uint8_t>{40, 40}}) {
+        CHECK(guess_cc_motion(v.data(), v.size(), unclear) == ControlKind::absolute);
+        CHECK_FALSE(unclear);
+    }
+    CHECK(guess_cc_motion(nullptr, 0, unclear) == ControlKind::absolute);
+
+    // Through the Mapper: an encoder turned down then up during learn.
+    ControllerConfig c;
+    c.mappings = {map_of(src(SourceType::cc, 5), ControlKind::absolute, ActionType::master, "drums")};
+    Mapper mp = build(c);
+    MixSnapshot s(3, 6);
+    mp.begin_learn();
+    for (const uint16_t v : {uint16_t{127}, uint16_t{127}, uint16_t{1}, uint16_t{1}})
+        CHECK(run(mp, s, cc(0, 16, v, 1000)).empty());
+    mp.tick(1000 + learn_window_us, s);
+    const auto l = mp.take_learned();
+    REQUIRE(l);
+    CHECK(l->motion == ControlKind::relative_twos_complement);
+    CHECK_FALSE(l->unclear);
 }
 
 TEST_CASE("names round-trip", "[midi][mapper]") {

@@ -63,6 +63,7 @@ struct Request {
     double dim_db = -20;
     // learn
     std::string target;
+    bool forget = false; // learn: remove the learned bindings of `target` instead
     // guard: suspend (acknowledge) or resume the dose guard of `musician`
     bool suspend = true;
 };

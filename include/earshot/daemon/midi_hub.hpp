@@ -7,27 +7,37 @@
 // pitfall 1), and our own ports are never opened as sources.
 //
 // The input callback runs on RtMidi's thread (for JACK: the RtMidi client's process thread,
-// real-time when jackd is). It only feeds the controller's midi::Decoder into a fixed-size
-// midi::EventQueue and, when it queued something, writes 8 bytes to an eventfd (EFD_NONBLOCK):
-// no allocation, no lock, no logging, never blocks. That write is the one system call on that
-// thread, and it is RtMidi's own client thread, not earshotd's audio thread: the JACK process
-// callback of earshotd never sees MIDI. The control thread waits on the eventfd through Asio and
-// runs the callback given to on_events() as soon as events arrive (not at its next 20 ms tick),
-// which is what lets an event change the audio in the next period (SPEC §6).
+// SCHED_FIFO when jackd runs with -R). It feeds the message to the controller's midi::Decoder
+// with feed_message() (one RtMidi message is one whole JACK or ALSA event: nothing carries over)
+// into a fixed-size midi::EventQueue and, only when the control thread had taken every earlier
+// event (it may be asleep), writes 8 bytes to an eventfd (EFD_NONBLOCK): no allocation, no lock,
+// no logging, never blocks. That write is a system call on RtMidi's JACK thread (not earshotd's
+// audio thread, which never sees MIDI); it is what wakes the control thread at once instead of
+// at its next 20 ms tick, so an event changes the audio in the next period (SPEC §6). Before our
+// callback, RtMidi itself appends the event's bytes to a std::vector it reuses, which allocates
+// when an event is longer than any before it (docs/midi.md, "The callback").
 //
-// Hot-plug: poll() (about once a second) lists the ports; a source that disappeared is closed
-// (the RtMidi object is destroyed, so no callback can still run) and reopened when it returns;
+// JACK controllers get earshotd's own JACK client "earshot-midi-<pid>" (JackMidiGuard) beside
+// their RtMidi clients: it checks that our input is still connected to its source, and runs the
+// SysEx guard (midi::SysexGuard) that keeps RtMidi's JACK input from going deaf after a cut SysEx.
+//
+// Hot-plug: tick() every control tick polls the ports once a second, and at once when JACK's
+// graph changed (a port came or went, a connection was made or broken). A source that
+// disappeared is closed (the RtMidi object is destroyed, so no callback can still run) and
+// reopened when it returns; a JACK input that lost its connection (a replug faster than the poll,
+// a jack_disconnect) is reopened; a feedback output that lost its connection is reconnected.
 // take_replugged() then reports the controller, and the daemon resets its Mapper and resends
 // every LED (Feedback::resync). An API that cannot be opened (ALSA without /dev/snd/seq, JACK
 // without a server) is logged, rate-limited, and retried with back-off (1 s doubling to 60 s).
 //
 // Thread contract: every method on the control thread (the io_context's thread); the RtMidi
-// callback on RtMidi's thread touches only the Decoder, the EventQueue and the eventfd.
+// callback on RtMidi's thread touches only the Decoder, the EventQueue, two counters and the
+// eventfd.
 //
 //   MidiHub hub(io);
 //   hub.configure(cfg.controllers);
 //   hub.on_events([&] { midi::MidiEvent e; for (c...) while (hub.pop(c, e)) handle(c, e); });
-//   every second: hub.poll(jack_connected); while (hub.take_replugged(c)) resync(c);
+//   every tick: hub.tick(jack_connected); while (hub.take_replugged(c)) resync(c);
 #pragma once
 
 #include "earshot/config/config.hpp"
@@ -65,8 +75,12 @@ public:
     bool pop(std::size_t c, midi::MidiEvent& e);
     /// Sends messages to controller c's feedback port; nothing when it is not open.
     void send(std::size_t c, const std::vector<midi::MidiMessage>& msgs);
-    /// Hot-plug: lists the ports, closes sources that disappeared, opens the ones that match.
-    /// JACK controllers are handled only while `jack_up` (earshotd is connected to the server).
+    /// Every control tick: poll() once a second and when JACK's graph changed; notices a SysEx
+    /// guard whose replay does not match RtMidi.
+    void tick(bool jack_up);
+    /// Hot-plug: lists the ports, closes sources that disappeared, opens the ones that match,
+    /// checks the JACK connections. JACK controllers are handled only while `jack_up`
+    /// (earshotd is connected to the server).
     void poll(bool jack_up);
     /// A controller whose input or feedback port was (re)opened since the last call.
     bool take_replugged(std::size_t& c);
@@ -87,6 +101,9 @@ public:
 private:
     void open_input(Port& p, const std::vector<std::string>& sources);
     void open_feedback(Port& p, const std::vector<std::string>& dests);
+    void sync_guard();
+    void check_jack(std::size_t c, const std::vector<std::string>& sources);
+    std::size_t index_of(const Port& p) const noexcept;
     void arm();
 
     struct Impl;

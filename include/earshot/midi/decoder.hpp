@@ -2,7 +2,8 @@
 //
 // A streaming byte decoder (Decoder) and a whole-message helper (decode_message). Channel voice
 // messages become MidiEvents; everything else is skipped and counted, never trusted:
-//   - running status: data bytes after a complete channel message reuse its status;
+//   - running status: data bytes after a complete channel message reuse its status (within one
+//     delivery with feed_message(), across calls with feed());
 //   - real-time bytes (0xF8-0xFF) may sit anywhere, even inside another message: ignored, counted;
 //   - SysEx (0xF0 ... 0xF7) is skipped and counted, also when it is never terminated (a status
 //     byte or finish() ends it);
@@ -14,14 +15,20 @@
 // Every byte lands in exactly one bucket of DecoderStats, so the counters can be checked against
 // the byte count (DecoderStats::accounted()).
 //
+// Two ways to feed it:
+//   - feed_message(): the bytes of one complete delivery (one JACK MIDI event or one ALSA
+//     sequencer event, as an RtMidi callback hands them over). A message is whole, so nothing may
+//     carry over into the next one: at its end a half message is dropped and counted as truncated,
+//     an open SysEx as unterminated, and running status is cancelled. A data-only event (`07 05`
+//     after `B0 07 7F`) is therefore stray data, never a second CC 7. This is what the daemon uses.
+//   - feed(): a raw byte stream (a serial port, a file), where running status and SysEx legitimately
+//     span reads: state carries over between calls; finish() ends the stream.
+// decode_message() is the stateless form of feed_message() (fresh state, counters per call).
+//
 // What RtMidi delivers: its documentation says the input callback "will be invoked after the
 // input of a complete MIDI message" and that SysEx, timing and active sensing are ignored by
-// default (RtMidi tutorial, "MIDI Input"); with the WinMM API, incoming SysEx is limited to
-// RT_SYSEX_BUFFER_SIZE (1024 bytes) per buffer. So a callback normally carries one message, but
-// a port that passes SysEx through may hand over long or partial SysEx, and nothing in the
-// contract forbids several messages in one buffer. Both are handled: keep one Decoder per port
-// and feed() each callback's bytes (state carries over, so a SysEx split across callbacks is
-// still skipped); or call decode_message() on a buffer known to be whole.
+// default (RtMidi tutorial, "MIDI Input"). Nothing in the contract forbids several messages in
+// one buffer (a JACK MIDI event may hold `B0 07 10 B0 08 20`): they all decode.
 //
 // Thread contract: a Decoder belongs to one thread (the port's MIDI callback); feed(),
 // feed_byte(), finish() and stats() are [RT-safe] there: no allocation, no locks, no system
@@ -29,7 +36,7 @@
 // refreshed at the end of each feed()). decode_message() is pure and [RT-safe].
 //
 //   Decoder dec(/*source=*/2);
-//   dec.feed(bytes, n, now_us, [&](const MidiEvent& e) { if (!queue.try_push(e)) {} });
+//   dec.feed_message(bytes, n, now_us, [&](const MidiEvent& e) { if (!queue.try_push(e)) {} });
 //   DecodedMessage m = decode_message(bytes, n); // for (auto& e : m) ...
 #pragma once
 
@@ -95,8 +102,24 @@ public:
         publish();
     }
 
-    /// Ends the stream: a message in progress counts as truncated, an open SysEx as an
-    /// unterminated one, and running status is forgotten. [RT-safe]
+    /// Feeds the bytes of one complete message delivery (a JACK MIDI or ALSA sequencer event)
+    /// and ends it (end_message()): nothing carries over to the next call. Calls sink for each
+    /// event, then refreshes shared_stats(). [RT-safe] when the sink is.
+    template <typename Sink>
+    requires std::invocable<Sink&, const MidiEvent&>
+    void feed_message(const uint8_t* data, std::size_t n, uint64_t time_us, Sink&& sink) noexcept {
+        MidiEvent e;
+        for (std::size_t i = 0; i < n; ++i)
+            if (feed_byte(data[i], time_us, e)) sink(e);
+        end_message();
+        publish();
+    }
+
+    /// Ends a delivery: a message in progress counts as truncated, an open SysEx as an
+    /// unterminated one, and running status is forgotten. Does not publish. [RT-safe]
+    void end_message() noexcept;
+
+    /// Ends the stream: end_message(), then publish(). [RT-safe]
     void finish() noexcept;
 
     /// Bytes of the message in progress (not yet in any bucket of stats()).
@@ -140,8 +163,9 @@ struct DecodedMessage {
 };
 
 /// Decodes a buffer that holds whole messages (one or several, as an RtMidi callback gives
-/// them). Nothing carries over between calls: running status starts empty, and a message or
-/// SysEx left open at the end is counted as truncated / unterminated. [RT-safe, pure]
+/// them): Decoder::feed_message() on a fresh decoder. Nothing carries over between calls:
+/// running status starts empty, and a message or SysEx left open at the end is counted as
+/// truncated / unterminated. [RT-safe, pure]
 DecodedMessage decode_message(const uint8_t* data, std::size_t size, uint64_t time_us = 0,
                               uint8_t source = 0) noexcept;
 

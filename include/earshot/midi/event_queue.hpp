@@ -1,16 +1,23 @@
 // earshot::midi EventQueue — the MIDI input thread → control thread queue of MidiEvents.
 //
 // A single-producer, single-consumer ring of fixed capacity (a power of two). try_push() and
-// pop() are wait-free: one relaxed and one acquire load and one release store each. When the
-// ring is full, try_push() fails and the event is counted in dropped(); a MIDI flood therefore
-// never blocks the RtMidi callback and never grows memory. (The engine uses Boost.Lockfree;
-// this module is std-only, so it carries its own 40-line ring.)
+// pop() are wait-free: two loads and one store each. When the ring is full, try_push() fails and
+// the event is counted in dropped(); a MIDI flood therefore never blocks the RtMidi callback and
+// never grows memory. (The engine uses Boost.Lockfree; this module is std-only, so it carries its
+// own small ring.)
+//
+// Wake-ups: try_push(e, &wake) sets `wake` only when the consumer had taken everything before
+// this event, i.e. when it may be asleep; the producer signals it (an eventfd write) only then.
+// The index stores and the loads that decide this are sequentially consistent on both sides, so
+// no wake-up is lost: either the producer sees that the consumer caught up (and signals), or the
+// consumer's last "empty?" check comes after the push in the total order and sees the event.
 //
 // Thread contract: exactly one producer thread calls try_push() [RT-safe]; exactly one
 // consumer thread calls pop() [RT-safe]; dropped() and size() are [any thread].
 //
 //   EventQueue<1024> q;                                  // MIDI callback → control thread
-//   if (!q.try_push(e)) {}                               // counted in q.dropped()
+//   bool wake = false;
+//   if (q.try_push(e, &wake) && wake) signal();          // a full queue counts in q.dropped()
 //   MidiEvent e; while (q.pop(e)) mapper.map(e, view);
 #pragma once
 
@@ -28,24 +35,28 @@ class EventQueue {
     static_assert(Capacity >= 2 && (Capacity & (Capacity - 1)) == 0, "capacity is a power of two");
 
 public:
-    /// Appends e; false (and dropped() + 1) when the queue is full. [RT-safe, producer]
-    [[nodiscard]] bool try_push(const MidiEvent& e) noexcept {
+    /// Appends e; false (and dropped() + 1) when the queue is full. With `wake`, sets it to
+    /// whether the consumer had already taken every earlier event (it needs a signal).
+    /// [RT-safe, producer]
+    [[nodiscard]] bool try_push(const MidiEvent& e, bool* wake = nullptr) noexcept {
         const uint64_t w = _write.load(std::memory_order_relaxed);
         if (w - _read.load(std::memory_order_acquire) >= Capacity) {
             _dropped.fetch_add(1, std::memory_order_relaxed);
+            if (wake) *wake = false;
             return false;
         }
         _slots[w & (Capacity - 1)] = e;
-        _write.store(w + 1, std::memory_order_release);
+        _write.store(w + 1, std::memory_order_seq_cst);
+        if (wake) *wake = _read.load(std::memory_order_seq_cst) >= w;
         return true;
     }
 
     /// Takes the oldest event; false when empty. [RT-safe, consumer]
     bool pop(MidiEvent& out) noexcept {
         const uint64_t r = _read.load(std::memory_order_relaxed);
-        if (r == _write.load(std::memory_order_acquire)) return false;
+        if (r == _write.load(std::memory_order_seq_cst)) return false;
         out = _slots[r & (Capacity - 1)];
-        _read.store(r + 1, std::memory_order_release);
+        _read.store(r + 1, std::memory_order_seq_cst);
         return true;
     }
 

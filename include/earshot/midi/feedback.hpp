@@ -17,9 +17,12 @@
 //                  ch 1 for the grid (note = 16 * row + column, the round column is column 8) and
 //                  CC 104-111 for the top row; velocity = 16 * green + red + flags, green and red
 //                  0-3, flags 12 = steady (copy + clear), 8 = flashing (clear). resync() first
-//                  sends B0 00 28 (automatic flashing on).
+//                  sends B0 00 00 (reset), B0 00 01 (X-Y layout) and B0 00 28 (automatic flashing).
 //   nanokontrol2   Korg nanoKONTROL2 in CC mode with LED Mode = External: the same CC with 127
-//                  (lit) / 0; any colour is "lit". Faders have no motors.
+//                  (lit) / 0; any colour is "lit". Only the buttons with an LED in the factory
+//                  layout can be lit: S 32-39, M 48-55, R 64-71, play 41, stop 42, rewind 43,
+//                  fast forward 44, record 45, cycle 46 (not the faders, knobs, track and marker
+//                  buttons). Faders have no motors.
 // Sources and the values we could not verify are listed in docs/midi.md.
 //
 // Thread contract: build(), update() and resync() allocate their result [control thread].
@@ -63,9 +66,14 @@ MidiMessage pitch_bend_message(uint8_t channel, uint16_t value14) noexcept;
 /// Dose LED colour: green below amber_pct, amber from amber_pct, red from red_pct; off when the
 /// dose is unknown (NaN) or negative. [RT-safe]
 Led dose_led(double pct, const DoseThresholds& t) noexcept;
+/// The same with a warning on top: `momentary` (the 1 s level over the cap or RS2) is red
+/// blinking; `notice` (a dose warning just given) blinks the colour (amber when unknown). [RT-safe]
+Led dose_led(double pct, const DoseThresholds& t, DoseAlert alert) noexcept;
 /// The LED of a switch action's control: off when disengaged; engaged mute = red,
-/// talkback and dim = amber, more me = green. [RT-safe]
+/// talkback and dim = amber, more me = green, panic = red blinking. [RT-safe]
 Led switch_led(ActionType t, bool on) noexcept;
+/// Whether a nanoKONTROL2 CC (factory layout) is a button with an LED. [RT-safe]
+bool nanokontrol2_has_led(uint8_t cc) noexcept;
 
 /// APC mini pad note: row 0 = top (notes 56-63), row 7 = bottom (0-7); column 0-7. [RT-safe]
 uint8_t apc_mini_grid_note(int row, int col) noexcept;
@@ -85,7 +93,7 @@ std::optional<MidiMessage> led_message(Profile p, const ControlSource& s, Led l,
 /// bend: 1). Returns how many messages were written (0 when the profile has no motor faders).
 std::size_t value_messages(Profile p, const ControlSource& s, double position,
                            std::array<MidiMessage, 2>& out) noexcept;
-/// Messages a profile needs after plugging in (Launchpad: automatic flashing on).
+/// Messages a profile needs after plugging in (Launchpad: reset, X-Y layout, automatic flashing).
 std::vector<MidiMessage> init_messages(Profile p);
 
 // ---------------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ enum class ActionType : uint8_t {
     talkback,  // talkback: ducks the mix by amount_db (and opens the talkback input if given)
     scene,     // recall a scene
     dim_all,   // dim every mix (or the bound musician's) by amount_db
-    panic,     // everyone (or the bound musician) to a safe level
+    panic,     // a switch: while on, everyone (or the bound musician) is silenced
     learn,     // start MIDI learn: the next control moved is captured
 };
 
@@ -216,7 +216,7 @@ int relative_steps(ControlKind k, uint8_t value) noexcept;
 
 struct Action {
     ActionType type = ActionType::master;
-    bool on = false;                   // send_mute / more_me / talkback / dim_all: engaged
+    bool on = false;                   // send_mute / more_me / talkback / dim_all / panic: engaged
     uint8_t n_inputs = 0;              // more_me: entries used in `inputs`
     uint16_t musician = all_musicians; // musician index, or all_musicians
     uint16_t input = no_input;         // send_gain, send_mute: the send; talkback: mic input or none
@@ -247,9 +247,16 @@ bool in_scope(const Action& a, uint16_t bound) noexcept;
 // ---------------------------------------------------------------------------------------------
 // The current state, read-only
 
+/// A warning shown on a dose LED on top of its colour (docs/midi.md, "Dose LEDs").
+enum class DoseAlert : uint8_t {
+    none,      // the colour of the dose % only
+    notice,    // a dose warning was just given (a threshold reached, the guard over budget): blink
+    momentary, // the 1 s level is over the loudness cap or RS2: red, blinking
+};
+
 /// What the Mapper and Feedback read. Indices are Directory indices; out-of-range indices must
-/// return the defaults (0 dB / false / -1 / NaN), never crash. all_musicians asks for the
-/// global state (talkback, dim, scene recalled for everyone).
+/// return the defaults (0 dB / false / -1 / NaN / none), never crash. all_musicians asks for
+/// the global state (talkback, dim, panic, scene recalled for everyone).
 class MixView {
 public:
     virtual ~MixView() = default;
@@ -259,8 +266,10 @@ public:
     virtual bool more_me(uint16_t musician) const noexcept = 0;
     virtual bool talkback(uint16_t musician) const noexcept = 0;
     virtual bool dimmed(uint16_t musician) const noexcept = 0;
+    virtual bool panicked(uint16_t musician) const noexcept = 0;
     virtual int scene(uint16_t musician) const noexcept = 0;       // last scene recalled, -1 = none
     virtual double dose_pct(uint16_t musician) const noexcept = 0; // NaN = unknown
+    virtual DoseAlert dose_alert(uint16_t musician) const noexcept = 0;
 };
 
 /// A MixView over plain vectors, with the reference meaning of every action in apply(). The
@@ -276,27 +285,31 @@ public:
     bool more_me(uint16_t musician) const noexcept override;
     bool talkback(uint16_t musician) const noexcept override;
     bool dimmed(uint16_t musician) const noexcept override;
+    bool panicked(uint16_t musician) const noexcept override;
     int scene(uint16_t musician) const noexcept override;
     double dose_pct(uint16_t musician) const noexcept override;
+    DoseAlert dose_alert(uint16_t musician) const noexcept override;
 
-    /// Applies an action: gains are set (and clamped to [-90, +12] dB or off), switches set,
-    /// scene remembered, panic lowers masters to panic_db (never raises). [any thread, no alloc]
+    /// Applies an action: gains are set (and clamped to [-90, +12] dB or off), switches set
+    /// (panic too: a flag, the masters are not touched), scene remembered. [any thread, no alloc]
     void apply(const Action& a) noexcept;
 
     std::size_t musicians;
     std::size_t inputs;
-    std::vector<double> send_db; // [m * inputs + i], dB, -inf = off
-    std::vector<uint8_t> mute;   // [m * inputs + i]
-    std::vector<double> master;  // [m], dB
-    std::vector<uint8_t> more;   // [m]
-    std::vector<uint8_t> talk;   // [m]
-    std::vector<uint8_t> dim;    // [m]
-    std::vector<int> scenes;     // [m]
-    std::vector<double> dose;    // [m], %
-    bool talk_all = false;       // global talkback
-    bool dim_all = false;        // global dim
-    int scene_all = -1;          // last scene recalled for everyone
-    double panic_db = -20.0;     // the "safe level" panic lowers masters to
+    std::vector<double> send_db;  // [m * inputs + i], dB, -inf = off
+    std::vector<uint8_t> mute;    // [m * inputs + i]
+    std::vector<double> master;   // [m], dB
+    std::vector<uint8_t> more;    // [m]
+    std::vector<uint8_t> talk;    // [m]
+    std::vector<uint8_t> dim;     // [m]
+    std::vector<uint8_t> panic;   // [m]
+    std::vector<int> scenes;      // [m]
+    std::vector<double> dose;     // [m], %
+    std::vector<DoseAlert> alert; // [m]
+    bool talk_all = false;        // global talkback
+    bool dim_all = false;         // global dim
+    bool panic_all = false;       // global panic
+    int scene_all = -1;           // last scene recalled for everyone
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -315,6 +328,31 @@ struct ResolvedMapping {
     bool feedback = true;
     Action action;
 };
+
+/// MIDI learn: what was captured. For a CC the values it sent while it was moved are kept (up
+/// to learn_max_values within learn_window_us of the first) and tell a fader from a relative
+/// encoder (guess_cc_motion()).
+inline constexpr std::size_t learn_max_values = 8;
+inline constexpr uint64_t learn_window_us = 500000;
+
+struct LearnCapture {
+    ControlSource source;
+    ControlKind motion = ControlKind::absolute; // cc, cc14, pitch bend: absolute or the relative
+                                                // encoding seen; note, program: momentary (a button)
+    bool unclear = false; // a cc that moved like a relative encoder whose encoding could not be told
+    std::array<uint8_t, learn_max_values> values{}; // cc: the values seen, in order
+    uint8_t n_values = 0;
+};
+
+/// How a CC moved, from the values it sent while it was moved (in order). Relative encoders send
+/// small step counts around their zero: two's complement 1..15 up and 113..127 down, signed bit
+/// 1..15 up and 65..79 down, binary offset 65..79 up and 49..63 down; a fader or knob sends
+/// its positions, each once. Values on both sides of one encoding's zero give that encoding; a
+/// repeated value (an encoder turned one way) on the side only one encoding uses (113..127:
+/// two's complement, 49..63: binary offset) gives it too. Otherwise a repeat inside those
+/// ranges, or a single value of 1, 63, 65 or 127, sets `unclear` (it looks like an encoder, but
+/// which one cannot be told: turn it both ways). Anything else is absolute. [RT-safe, pure]
+ControlKind guess_cc_motion(const uint8_t* values, std::size_t n, bool& unclear) noexcept;
 
 struct MapperStats {
     uint64_t events = 0;          // events seen by map()
@@ -338,20 +376,26 @@ public:
     /// event, so toggles and relative encoders see their own effect. [RT-safe]
     ActionList map(const MidiEvent& e, const MixView& view) noexcept;
 
-    /// Timers: applies cc14 MSBs whose LSB did not come within pair_timeout_ms, and ends a
-    /// pending learn of a possible cc14 pair. Call it every control tick with the same clock
+    /// Timers: applies cc14 MSBs whose LSB did not come within pair_timeout_ms, and ends the
+    /// learn watch of a CC after learn_window_us. Call it every control tick with the same clock
     /// as the events' time_us. [RT-safe]
     ActionList tick(uint64_t now_us, const MixView& view) noexcept;
 
     // MIDI learn: begin_learn(), then the next control moved (a Note On, a CC, a Program Change
     // or a pitch bend, on this controller, not one mapped to `learn`) is captured as a
-    // ControlSource with its channel, and consumed (it does nothing else). A CC 0-31 followed
-    // within pair_timeout_ms by CC+32 on the same channel is captured as a cc14 pair.
+    // ControlSource with its channel, and consumed (it does nothing else). A CC is watched for
+    // learn_window_us (or until learn_max_values values): every event of that CC meanwhile is
+    // consumed too (it is the control being learned, still moving), its values tell a fader from
+    // a relative encoder (LearnCapture::motion), and a CC 0-31 followed within pair_timeout_ms
+    // by CC+32 on the same channel (or a CC 32-63 by CC-32) is captured as a cc14 pair at once.
+    // The watch ends at the window (tick()), at the last value, or when another control moves
+    // (that event then acts as usual). Install the binding as soon as take_learned() returns it,
+    // before mapping the next event: no event of the learned control acts through the old mappings.
     void begin_learn() noexcept;
     void cancel_learn() noexcept;
     bool learning() const noexcept { return _learn != LearnState::idle; }
     /// The captured control, once (then cleared). [RT-safe]
-    std::optional<ControlSource> take_learned() noexcept;
+    std::optional<LearnCapture> take_learned() noexcept;
 
     /// Forgets pick-up, 14-bit pairing and toggle edge state (a controller was replugged). [RT-safe]
     void reset() noexcept;
@@ -361,7 +405,7 @@ public:
     const MapperStats& stats() const noexcept { return _stats; }
 
 private:
-    enum class LearnState : uint8_t { idle, waiting, tentative_cc };
+    enum class LearnState : uint8_t { idle, waiting, watching_cc };
 
     struct MapState {              // run-time state of one mapping
         double last_x = -1.0;      // previous absolute position received (< 0: none)
@@ -381,7 +425,7 @@ private:
     void apply_button(std::size_t i, bool press, const MixView& view, ActionList& out) noexcept;
     void flush_pairs(uint64_t now_us, const MixView& view, ActionList& out) noexcept;
     bool learn_event(const MidiEvent& e) noexcept;
-    void finish_tentative() noexcept;
+    void finish_watch() noexcept;
 
     std::vector<ResolvedMapping> _maps;
     std::vector<MapState> _state;    // parallel to _maps
@@ -389,9 +433,9 @@ private:
     uint64_t _pair_timeout_us = 10000;
     MapperStats _stats;
     LearnState _learn = LearnState::idle;
-    ControlSource _tentative; // learn: a CC 0-31 that may be an MSB
-    uint64_t _tentative_time_us = 0;
-    std::optional<ControlSource> _learned;
+    LearnCapture _watch;         // learn: the CC being watched
+    uint64_t _watch_time_us = 0; // when its first value came
+    std::optional<LearnCapture> _learned;
 };
 
 } // namespace earshot::midi
