@@ -9,12 +9,14 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -226,6 +228,37 @@ bool resolve(const config::Control& c, Gids& out, std::string& err) {
     return true;
 }
 
+// A file has one group: with both groups set the socket belongs to read_group, and control.group
+// gets the same rw through a POSIX ACL (group:<control>:rw-, mask rw-), so that an engineer who is
+// not also in the read group can connect. False with errno when the file system has no ACLs.
+bool set_control_acl(const std::string& path, const Gids& g) {
+    if (!(g.have_read && g.have_control) || g.read == g.control) {
+        if (::removexattr(path.c_str(), "system.posix_acl_access") != 0 && errno != ENODATA &&
+            errno != ENOTSUP)
+            return false;
+        return true;
+    }
+    struct Entry {
+        uint16_t tag, perm;
+        uint32_t id;
+    };
+    static_assert(sizeof(Entry) == 8);
+    constexpr uint16_t user_obj = 0x01, group_obj = 0x04, named_group = 0x08, mask = 0x10, other = 0x20,
+                       rw = 6;
+    constexpr uint32_t undefined = static_cast<uint32_t>(-1);
+    // The kernel's format (linux/posix_acl_xattr.h): a version, then the entries sorted by tag.
+    const Entry e[] = {{user_obj, rw, undefined},
+                       {group_obj, rw, undefined},
+                       {named_group, rw, static_cast<uint32_t>(g.control)},
+                       {mask, rw, undefined},
+                       {other, 0, undefined}};
+    std::array<char, 4 + sizeof e> buf{};
+    const uint32_t version = 2;
+    std::memcpy(buf.data(), &version, 4);
+    std::memcpy(buf.data() + 4, e, sizeof e);
+    return ::setxattr(path.c_str(), "system.posix_acl_access", buf.data(), buf.size(), 0) == 0;
+}
+
 std::string group_label(const config::Control& c) {
     return !c.read_group.empty() ? c.read_group : !c.group.empty() ? c.group : "(the daemon's group)";
 }
@@ -340,7 +373,7 @@ struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Sess
     void pump() {
         if (closed) return;
         auto self = shared_from_this(); // handle() may close and drop this session
-        while (!closing && !closed) {
+        while (!closing && !closed && !awaiting) {
             const std::size_t nl = in.find('\n', in_pos);
             if (nl == std::string::npos) break;
             if (nl - in_pos > control::max_line) {
@@ -376,6 +409,12 @@ struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Sess
             too_long();
             return;
         }
+        if (awaiting) {
+            // Nothing is handled until the deferred reply is out (deferred_reply() resumes), but
+            // reading goes on a little, to notice a client that goes away meanwhile.
+            if (!eof && !reading && in.size() < pause_bytes) start_read();
+            return;
+        }
         if (eof) {
             closing = true; // everything read has been answered; close once it is written
             maybe_close();
@@ -386,7 +425,12 @@ struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Sess
             park();
             return;
         }
+        start_read();
+    }
+
+    void start_read() {
         reading = true;
+        auto self = shared_from_this();
         sock.async_read_some(asio::buffer(rd), [self](const boost::system::error_code& ec, std::size_t n) {
             self->reading = false;
             if (self->closed) return;
@@ -394,6 +438,10 @@ struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Sess
                 self->eof = true;
                 if (!self->in.empty() && self->in.back() != '\n')
                     self->in += '\n'; // a last unterminated line
+                if (self->awaiting && self->hung_up()) {
+                    self->shutdown(); // gone, not just done sending: the deferred request is abandoned
+                    return;
+                }
             } else if (ec) {
                 self->shutdown();
                 return;
@@ -401,6 +449,13 @@ struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Sess
             self->in.append(self->rd.data(), n);
             self->pump();
         });
+    }
+
+    // Whether the peer closed its socket (POLLHUP), not only its sending side (shutdown(SHUT_WR)
+    // by a client that still waits for its replies, e.g. socat).
+    bool hung_up() {
+        pollfd p{sock.native_handle(), POLLIN, 0};
+        return ::poll(&p, 1, 0) > 0 && (p.revents & POLLHUP);
     }
 
     void too_long() {
@@ -764,7 +819,18 @@ bool ControlServer::open(const std::string& path, const config::Control& cfg, st
     }
     const gid_t owner = s.owner_gid();
     if (::chown(tmp_sock.c_str(), static_cast<uid_t>(-1), owner) != 0 ||
-        ::chmod(tmp_sock.c_str(), 0660) != 0 || ::rename(tmp_sock.c_str(), path.c_str()) != 0) {
+        ::chmod(tmp_sock.c_str(), 0660) != 0) {
+        const std::string e = path + ": cannot set group/mode: " + std::strerror(errno);
+        s.acceptor.reset();
+        cleanup();
+        return fail(e);
+    }
+    if (!set_control_acl(tmp_sock, s.gids))
+        log::warn(
+            "%s: no ACL for control.group '%s' (%s): its members must also be in control.read_group '%s' "
+            "to connect",
+            path.c_str(), cfg.group.c_str(), std::strerror(errno), cfg.read_group.c_str());
+    if (::rename(tmp_sock.c_str(), path.c_str()) != 0) {
         const std::string e = path + ": cannot set group/mode: " + std::strerror(errno);
         s.acceptor.reset();
         cleanup();
@@ -785,10 +851,14 @@ bool ControlServer::reconfigure(const config::Control& cfg, std::string& err) {
     const gid_t before = s.owner_gid();
     s.gids = g;
     s.cfg = cfg;
-    if (!s.path.empty() && s.owner_gid() != before) {
-        if (::chown(s.path.c_str(), static_cast<uid_t>(-1), s.owner_gid()) != 0)
+    if (!s.path.empty()) {
+        if (s.owner_gid() != before && ::chown(s.path.c_str(), static_cast<uid_t>(-1), s.owner_gid()) != 0)
             log::error("%s: cannot give the socket to group '%s': %s", s.path.c_str(),
                        group_label(cfg).c_str(), std::strerror(errno));
+        if (!set_control_acl(s.path, s.gids))
+            log::warn(
+                "%s: no ACL for control.group '%s' (%s): its members must also be in control.read_group",
+                s.path.c_str(), cfg.group.c_str(), std::strerror(errno));
         make_reachable(dir_of(s.path), s.owner_gid(), group_label(cfg));
     }
     // Existing connections keep only what the new settings allow.
