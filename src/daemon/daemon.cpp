@@ -1224,8 +1224,14 @@ bool Daemon::Impl::recall_scene(const std::string& name, const std::string& only
     // What the recall changed from the file's value, and why: in the reply and in the log.
     const auto note = [&](const std::string& id, const std::string& what, const char* field,
                           json::value asked, json::value applied_v, const std::string& why) {
+        const auto text = [](const json::value& v) {
+            if (!v.is_number()) return json::serialize(v);
+            char b[32];
+            std::snprintf(b, sizeof b, "%g", v.to_number<double>());
+            return std::string(b);
+        };
         log::notice("scene '%s': %s %s %s: %s asked, %s applied (%s)", name.c_str(), id.c_str(), what.c_str(),
-                    field, json::serialize(asked).c_str(), json::serialize(applied_v).c_str(), why.c_str());
+                    field, text(asked).c_str(), text(applied_v).c_str(), why.c_str());
         if (!clamped) return;
         json::object c;
         c["musician"] = id;
