@@ -285,7 +285,8 @@ struct ControlServer::Impl {
     Clock::duration tick_used{};
     bool status_valid = false;
     json::value status_cache;
-    std::size_t freed = 0; // bytes released by clients since the last trim
+    std::size_t freed = 0;    // bytes released by clients since the last trim
+    bool closing_all = false; // close(): pending deferred requests die with the daemon
     Clock::time_point last_trim{};
 
     Impl(asio::io_context& i, ControlHandler& h, std::string v)
@@ -654,7 +655,7 @@ struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Sess
         srv.sessions.erase(self);
         if (awaiting) {
             awaiting = false;
-            srv.handler.abandoned(id);
+            if (!srv.closing_all) srv.handler.abandoned(id);
         }
     }
 };
@@ -851,6 +852,7 @@ bool ControlServer::reconfigure(const config::Control& cfg, std::string& err) {
     const gid_t before = s.owner_gid();
     s.gids = g;
     s.cfg = cfg;
+    raise_nofile(cfg.max_clients);
     if (!s.path.empty()) {
         if (s.owner_gid() != before && ::chown(s.path.c_str(), static_cast<uid_t>(-1), s.owner_gid()) != 0)
             log::error("%s: cannot give the socket to group '%s': %s", s.path.c_str(),
@@ -892,7 +894,9 @@ void ControlServer::close() {
     }
     s.accept_timer.cancel();
     auto copy = s.sessions;
+    s.closing_all = true;
     for (const auto& sess : copy) sess->shutdown();
+    s.closing_all = false;
     s.sessions.clear();
     s.parked.clear();
     if (!s.path.empty()) {

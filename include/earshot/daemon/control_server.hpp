@@ -3,20 +3,21 @@
 // daemon's control thread (never the RT thread).
 //
 // Access: the socket file is mode 0660, owned by control.read_group if set, else control.group
-// (else the daemon's group); it is bound in a private directory and renamed into place, so it is
-// never reachable with other permissions, and the runtime directory is made traversable for that
-// group. Each peer's uid, gid and groups come from the kernel (SO_PEERCRED, SO_PEERGROUPS; the
-// group database only where SO_PEERGROUPS is missing): root, the daemon's own user and members of
-// control.group may change things; members of control.read_group only read; anyone else gets a
-// permission_denied line and is closed. One daemon per runtime directory (flock on it; a live
-// socket at the path is never replaced).
+// (else the daemon's group), with an ACL giving control.group rw when both are set; it is bound in
+// a private directory and renamed into place, so it is never reachable with other permissions,
+// and the runtime directory is made traversable (o+x). Each peer's uid, gid and groups come from
+// the kernel (SO_PEERCRED, SO_PEERGROUPS; the user database only where SO_PEERGROUPS is missing):
+// root, the daemon's own user and members of control.group may change things; members of
+// control.read_group only read; anyone else gets a permission_denied line and is closed. One
+// daemon per runtime directory (flock on it; a live socket at the path is never replaced).
 //
 // Limits (docs/control-protocol.md#robustness): at most control.max_clients connections, of which
-// the last max(2, max_clients / 16) are kept for control peers, and read-only peers get at most a
-// quarter of the rest per uid; a connection without a subscription that sends nothing for 60 s is
-// closed. A client's requests are not read while more than 64 KiB of replies wait for it, or all
-// clients together have 8 MiB waiting; at most 8 requests per client and 10 ms of request
-// handling per tick; a client that takes nothing for 60 s while output waits is disconnected.
+// the last max(2, max_clients / 16) are kept for control peers, read-only peers get at most a
+// quarter of the rest per uid, and root and the daemon's user 4 more; a connection without a
+// subscription that sends nothing for 60 s is closed. A client's requests are not read while more
+// than 64 KiB of replies wait for it, or while the clients with output waiting hold 8 MiB
+// together; at most 8 requests per client and 10 ms of request handling per tick, clients that got
+// nothing done first; a client that takes nothing for 60 s while output waits is disconnected.
 // Subscription events are dropped (counted) for a client that is behind.
 //
 // Thread contract: the control thread (the io_context's thread) only.
