@@ -178,10 +178,15 @@ Row read_row(const json::object& m) {
     return r;
 }
 
-void wide_rows(const Row& r, std::vector<std::string>& out) {
-    const std::string indent(25, ' ');
+// The name column of the wide layout: 16 to 24 columns, as the width allows (the rest takes 100).
+std::size_t name_cols(int width) {
+    return static_cast<std::size_t>(std::clamp(width - 1 - 100, 16, 24));
+}
+
+void wide_rows(const Row& r, std::size_t nc, std::vector<std::string>& out) {
+    const std::string indent(nc + 9, ' ');
     for (int c = 0; c < r.channels; ++c) {
-        std::string l = "  " + fit(c == 0 ? r.name : "", 16) + "  " +
+        std::string l = "  " + fit(c == 0 ? r.name : "", nc) + "  " +
                         fit(r.channels == 1 ? " M"
                             : c == 0        ? " L"
                                             : " R",
@@ -248,11 +253,11 @@ Frame render_view(const json::value& st, const ViewOptions& opt) {
             if (mv.is_object()) rows.push_back(read_row(mv.as_object()));
         if (wide) {
             head.push_back("");
-            head.push_back("  " + fit("musician", 16) + "  " + fit("ear", 3) + "  " +
+            head.push_back("  " + fit("musician", name_cols(opt.width)) + "  " + fit("ear", 3) + "  " +
                            fit("LAeq,1s dBA (70..110)", 26) + "  " + fit(" peak", 5) + "  " +
                            fit("limiter", 7) + "  " + fit("NIOSH today", 18) + "  " + fit("WHO week", 18) +
                            "  " + "time left");
-            for (const Row& r : rows) wide_rows(r, body);
+            for (const Row& r : rows) wide_rows(r, name_cols(opt.width), body);
         } else {
             head.push_back(fit("musician", 9) + " " + fit("LAeq,1s dBA  L  |  R", 23) + " " + fit(" lim", 7) +
                            " " + fit("NIOSH today", 14) + " " + fit("WHO week", 14) + " " + "left");
