@@ -295,6 +295,22 @@ def run(earshotd):
         rc = subprocess.run([earshot, "status", "--socket", os.path.join(rig.tmp, "none.sock")],
                             capture_output=True, text=True).returncode
         check(rc == 3, "no daemon at the socket: exit 3")
+        # A daemon that speaks another protocol version is refused, not misread.
+        fake_path = os.path.join(rig.tmp, "v2.sock")
+        fake = socket.socket(socket.AF_UNIX)
+        fake.bind(fake_path)
+        fake.listen(1)
+
+        def serve_v2():
+            c_, _ = fake.accept()
+            c_.sendall(b'{"hello":"earshot","protocol":2,"version":"9.0.0","access":"control"}\n')
+            c_.recv(1024)
+            c_.close()
+        threading.Thread(target=serve_v2, daemon=True).start()
+        p = subprocess.run([earshot, "panic", "--socket", fake_path], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 3 and "speaks control protocol 2" in p.stderr and "protocol 1" in p.stderr,
+              f"a daemon speaking protocol 2: refused with a clear message ({p.stderr.strip()})")
+        fake.close()
 
         # --- raw JSON lines ---------------------------------------------------------------------
         c = Conn(sock)
@@ -733,6 +749,34 @@ def run(earshotd):
         open(path, "w").write(text)
         check(ro.req({"id": 2, "cmd": "reload"})["ok"] and os.stat(sock).st_gid == NOBODY, "reload back")
         ro.close()
+
+        # Out of file descriptors: accept() fails with EMFILE; the daemon backs off instead of
+        # spinning, and takes the waiting connections once descriptors are free again.
+        soft, hard = (int(x) for x in subprocess.run(["prlimit", f"--pid={pid}", "--nofile", "-o", "SOFT,HARD",
+                                                      "--noheadings", "--raw"], capture_output=True,
+                                                     text=True).stdout.split())
+        nfd = len(os.listdir(f"/proc/{pid}/fd"))
+        subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={nfd + 2}:{hard}"], check=True)
+        waiting = []
+        for _ in range(10):
+            w = socket.socket(socket.AF_UNIX)
+            w.settimeout(20)
+            w.connect(sock)  # in the listen backlog: connect() succeeds before accept()
+            waiting.append(w)
+        cpu = lambda: sum(int(x) for x in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[11:13]) / 100
+        time.sleep(0.5)
+        c0 = cpu()
+        time.sleep(2.0)
+        spent = cpu() - c0
+        subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={soft}:{hard}"], check=True)
+        hellos = [json.loads(w.makefile().readline()) for w in waiting]
+        check("Too many open files" in d.log_text() and "retrying in" in d.log_text(),
+              "out of file descriptors: accept fails and the daemon says it retries")
+        check(spent < 0.5, f"it backs off instead of spinning: {spent:.2f} s of CPU in 2 s")
+        check(all(h.get("hello") == "earshot" for h in hellos),
+              "with descriptors free again, the waiting connections are served")
+        for w in waiting:
+            w.close()
 
         # --- one daemon per runtime directory -------------------------------------------------------
         ino = os.stat(sock).st_ino
