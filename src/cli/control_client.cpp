@@ -1,5 +1,7 @@
 #include "control_client.hpp"
 
+#include "earshot/control/protocol.hpp"
+
 #include <boost/json.hpp>
 
 #include <poll.h>
@@ -58,6 +60,15 @@ bool ControlClient::connect(const std::string& path, std::string& err) {
         err = e && e->is_object() && e->as_object().if_contains("message")
                   ? std::string(e->as_object().at("message").as_string())
                   : "refused";
+        return false;
+    }
+    // One protocol version per release: a daemon speaking another is refused, not misread.
+    const json::value* proto = o.if_contains("protocol");
+    if (!o.if_contains("hello") || !proto || !proto->is_int64() ||
+        proto->as_int64() != control::protocol_version) {
+        err = path + " speaks control protocol " + (proto ? json::serialize(*proto) : std::string("(none)")) +
+              "; this earshot speaks protocol " + std::to_string(control::protocol_version) +
+              ": use the earshot that came with the running earshotd";
         return false;
     }
     _control = o.if_contains("access") && o.at("access") == "control";

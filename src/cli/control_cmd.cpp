@@ -12,8 +12,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -51,7 +53,7 @@ void control_usage(std::FILE* f) {
            "       earshot learn TARGET   (drums.master, drums.send.click, drums.mute.click)\n"
            "       earshot learn --forget TARGET\n"
            "       earshot guard suspend|resume MUSICIAN\n"
-           "       earshot top [--rate HZ]\n"
+           "       earshot top [--rate HZ]   (q quits; arrows, PgUp/PgDn scroll)\n"
            "\n"
            "Talk to the running earshotd over its control socket (docs/cli.md).\n"
            "  --socket PATH  the socket (default $EARSHOT_SOCKET, else $EARSHOT_RUNTIME_DIR/control.sock,\n"
@@ -59,6 +61,16 @@ void control_usage(std::FILE* f) {
            "  --json         print the daemon's reply as JSON\n"
            "\n"
            "Exit status: 0 done, 1 refused or failed, 2 usage, 3 no daemon to talk to.\n");
+}
+
+// A whole argument as a finite number ("abc", "", "1x", "nan", "inf" are not).
+bool parse_number(const std::string& s, double& out) {
+    if (s.empty()) return false;
+    char* end = nullptr;
+    const double d = std::strtod(s.c_str(), &end);
+    if (end == s.c_str() || *end != '\0' || !std::isfinite(d)) return false;
+    out = d;
+    return true;
 }
 
 // 0 = ok, 1 = help printed, -1 = usage error.
@@ -80,12 +92,12 @@ int parse_common(int argc, char** argv, Common& c, double* rate = nullptr, doubl
             c.json_out = true;
         } else if (a == "--forget") {
             c.forget = true;
-        } else if (a == "--rate" && rate) {
+        } else if ((a == "--rate" && rate) || (a == "--db" && dim_db)) {
             if (!value(v)) return -1;
-            *rate = std::atof(v.c_str());
-        } else if (a == "--db" && dim_db) {
-            if (!value(v)) return -1;
-            *dim_db = std::atof(v.c_str());
+            if (!parse_number(v, a == "--rate" ? *rate : *dim_db)) {
+                std::fprintf(stderr, "earshot: %s '%s' is not a number\n", a.c_str(), v.c_str());
+                return -1;
+            }
         } else if (a == "--help" || a == "-h") {
             control_usage(stdout);
             return 1;
@@ -104,11 +116,18 @@ bool parse_db(const std::string& s, json::value& out) {
         out = "off";
         return true;
     }
-    char* end = nullptr;
-    const double d = std::strtod(s.c_str(), &end);
-    if (!end || *end || !std::isfinite(d)) return false;
+    double d = 0;
+    if (!parse_number(s, d)) return false;
     out = d;
     return true;
+}
+
+// A JSON value as a person reads it: 12 rather than 1.2E1.
+std::string shown(const json::value& v) {
+    if (!v.is_number()) return json::serialize(v);
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v.to_number<double>());
+    return b;
 }
 
 std::string fmt_db_value(const json::value* v) {
@@ -180,10 +199,9 @@ int set_cmd(const Common& c) {
                 }
                 req["gain_db"] = g;
             } else if (a[i] == "pan" && i + 1 < a.size()) {
-                char* end = nullptr;
-                const double p = std::strtod(a[++i].c_str(), &end);
-                if (!end || *end) {
-                    std::fprintf(stderr, "earshot set: pan '%s' is not a number\n", a[i].c_str());
+                double p = 0;
+                if (!parse_number(a[++i], p) || p < -1 || p > 1) {
+                    std::fprintf(stderr, "earshot set: pan '%s' is not a number in [-1, 1]\n", a[i].c_str());
                     return exit_usage;
                 }
                 req["pan"] = p;
@@ -239,8 +257,18 @@ int scene_cmd(const Common& c) {
             std::printf("scene '%s' recalled (ramped)\n", o.at("recalled").as_string().c_str());
             for (const json::value& s : o.at("skipped").as_array())
                 std::printf("  skipped: %s\n", s.as_string().c_str());
+            if (const json::value* cl = o.if_contains("clamped"); cl && cl->is_array())
+                for (const json::value& e : cl->as_array()) {
+                    const json::object& x = e.as_object();
+                    std::printf("  clamped: %s %s %s: %s -> %s (%s)\n", x.at("musician").as_string().c_str(),
+                                x.at("target").as_string().c_str(), x.at("field").as_string().c_str(),
+                                shown(x.at("asked")).c_str(), shown(x.at("applied")).c_str(),
+                                x.at("why").as_string().c_str());
+                }
         } else if (o.if_contains("saved")) {
             std::printf("scene '%s' saved\n", o.at("saved").as_string().c_str());
+            if (const json::value* w = o.if_contains("warning"); w && w->is_string())
+                std::printf("  warning: %s\n", w->as_string().c_str());
         } else if (o.if_contains("deleted")) {
             std::printf("scene '%s' deleted\n", o.at("deleted").as_string().c_str());
         }
@@ -315,26 +343,127 @@ int simple_cmd(const Common& c, const std::string& cmd, double dim_db) {
 
 // --- top ----------------------------------------------------------------------------------------
 
-std::atomic<bool> g_quit{false};
-void on_quit(int) {
-    g_quit.store(true);
+// The terminal as top found it, and what it sets: used by the signal handlers, so only plain
+// data and async-signal-safe calls (write, tcsetattr).
+struct TermState {
+    bool in_tty = false, out_tty = false;
+    termios saved{}, raw{};
+};
+TermState g_term;
+volatile std::sig_atomic_t g_quit = 0, g_winch = 0, g_redraw = 0;
+struct sigaction g_tstp_action {};
+
+void term_enter() noexcept {
+    if (g_term.in_tty) ::tcsetattr(0, TCSANOW, &g_term.raw);
+    if (g_term.out_tty) {
+        static const char s[] = "\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J"; // alternate screen, hide the cursor
+        [[maybe_unused]] const ssize_t w = ::write(1, s, sizeof s - 1);
+    }
 }
 
-struct RawTerminal {
-    bool active = false;
-    termios saved{};
-    void enter() {
-        if (!::isatty(0) || tcgetattr(0, &saved) != 0) return;
-        termios t = saved;
-        t.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));
-        t.c_cc[VMIN] = 0;
-        t.c_cc[VTIME] = 0;
-        if (tcsetattr(0, TCSANOW, &t) == 0) active = true;
+void term_leave() noexcept {
+    if (g_term.out_tty) {
+        static const char s[] = "\x1b[?25h\x1b[?1049l"; // show the cursor, back to the normal screen
+        [[maybe_unused]] const ssize_t w = ::write(1, s, sizeof s - 1);
     }
-    ~RawTerminal() {
-        if (active) tcsetattr(0, TCSANOW, &saved);
+    if (g_term.in_tty) ::tcsetattr(0, TCSANOW, &g_term.saved);
+}
+
+void on_quit(int) {
+    g_quit = 1;
+}
+void on_winch(int) {
+    g_winch = 1;
+}
+void on_cont(int) {
+    // Also after a SIGSTOP we did not see: the shell may have reset the terminal meanwhile.
+    const int e = errno;
+    term_enter();
+    g_redraw = 1;
+    errno = e;
+}
+// Ctrl-Z: give the shell its terminal back, stop, and take it again on `fg`.
+void on_tstp(int) {
+    const int e = errno;
+    term_leave();
+    ::signal(SIGTSTP, SIG_DFL);
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGTSTP);
+    ::sigprocmask(SIG_UNBLOCK, &s, nullptr);
+    ::raise(SIGTSTP); // stops here until SIGCONT
+    ::sigaction(SIGTSTP, &g_tstp_action, nullptr);
+    term_enter();
+    g_redraw = 1;
+    errno = e;
+}
+
+void handle(int sig, void (*fn)(int)) {
+    struct sigaction a {};
+    a.sa_handler = fn;
+    sigemptyset(&a.sa_mask);
+    a.sa_flags = 0; // no SA_RESTART: poll() returns at once
+    ::sigaction(sig, &a, nullptr);
+    if (sig == SIGTSTP) g_tstp_action = a;
+}
+
+void term_size(int& cols, int& rows) {
+    winsize ws{};
+    if (::ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0) {
+        cols = ws.ws_col;
+        rows = ws.ws_row;
+        return;
     }
+    cols = 80;
+    rows = 24;
+}
+
+// Redraws only the lines that changed (cheap over SSH), each ended with "erase to end of line".
+class Screen {
+public:
+    void draw(const std::vector<std::string>& lines, bool full) {
+        std::string out;
+        if (full) {
+            out += "\x1b[H\x1b[2J";
+            _shown.clear();
+        }
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            if (i < _shown.size() && _shown[i] == lines[i]) continue;
+            out += "\x1b[" + std::to_string(i + 1) + ";1H" + lines[i] + "\x1b[K";
+        }
+        if (_shown.size() > lines.size()) out += "\x1b[" + std::to_string(lines.size() + 1) + ";1H\x1b[J";
+        _shown = lines;
+        std::fwrite(out.data(), 1, out.size(), stdout);
+        std::fflush(stdout);
+    }
+
+private:
+    std::vector<std::string> _shown;
 };
+
+// Keys: q, Ctrl-C (3) quit; arrows, PgUp/PgDn, Home/End, j/k, space scroll. Returns false on quit.
+bool keys(const std::string& in, int& scroll, int page) {
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        const char ch = in[i];
+        if (ch == 'q' || ch == 'Q' || ch == 3) return false;
+        if (ch == 'j') ++scroll;
+        if (ch == 'k') --scroll;
+        if (ch == ' ') scroll += page;
+        if (ch == 'g') scroll = 0;
+        if (ch == 'G') scroll = 1 << 20;
+        if (ch != '\x1b' || i + 2 >= in.size() || in[i + 1] != '[') continue;
+        const std::string seq = in.substr(i + 2, 2);
+        i += seq.size() > 1 && seq[1] == '~' ? 3 : 2;
+        if (seq[0] == 'A') --scroll;
+        if (seq[0] == 'B') ++scroll;
+        if (seq[0] == 'H' || seq == "1~") scroll = 0;
+        if (seq[0] == 'F' || seq == "4~") scroll = 1 << 20;
+        if (seq == "5~") scroll -= page;
+        if (seq == "6~") scroll += page;
+    }
+    if (scroll < 0) scroll = 0;
+    return true;
+}
 
 int top_cmd(const Common& c, double rate) {
     if (!(rate >= 0.1 && rate <= 20)) {
@@ -354,52 +483,71 @@ int top_cmd(const Common& c, double rate) {
         std::fprintf(stderr, "earshot top: %s\n", err.c_str());
         return exit_no_daemon;
     }
-    ::signal(SIGINT, on_quit);
-    ::signal(SIGTERM, on_quit);
-    ::signal(SIGHUP, on_quit);
-    RawTerminal term;
-    term.enter();
-    const bool tty = ::isatty(1);
-    if (tty) std::printf("\x1b[?1049h\x1b[?25l"); // alternate screen, hide the cursor
-    std::fflush(stdout);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) handle(sig, on_quit);
+    g_term.out_tty = ::isatty(1);
+    g_term.in_tty = g_term.out_tty && ::isatty(0) && ::tcgetattr(0, &g_term.saved) == 0;
+    if (g_term.in_tty) {
+        g_term.raw = g_term.saved;
+        g_term.raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));
+        g_term.raw.c_cc[VMIN] = 0;
+        g_term.raw.c_cc[VTIME] = 0;
+    }
+    if (g_term.out_tty) {
+        handle(SIGWINCH, on_winch);
+        handle(SIGTSTP, on_tstp);
+        handle(SIGCONT, on_cont);
+    }
+    term_enter();
+    int cols = 140, rows = 0;
+    if (g_term.out_tty) term_size(cols, rows);
+    Screen screen;
+    bool full = true;
+    int scroll = 0, page = 10;
+    json::value data; // the newest status
+    bool have = false;
+    auto last_event = std::chrono::steady_clock::now();
+    auto last_draw = last_event - std::chrono::hours(1);
+    const double stale_after = std::max(3.0, 3.0 / rate);
     int rc = 0;
     std::string reason;
-    while (!g_quit.load()) {
+    while (!g_quit) {
         pollfd p[2] = {{cl.fd(), POLLIN, 0}, {0, POLLIN, 0}};
-        const int n = ::poll(p, term.active ? 2 : 1, 500);
+        const int n = ::poll(p, g_term.in_tty ? 2 : 1, 250);
         if (n < 0 && errno != EINTR) break;
-        if (term.active && (p[1].revents & POLLIN)) {
-            char ch = 0;
-            if (::read(0, &ch, 1) == 1 && (ch == 'q' || ch == 'Q' || ch == 3)) break;
+        bool dirty = false;
+        if (n > 0 && g_term.in_tty && (p[1].revents & POLLIN)) {
+            char b[64];
+            const ssize_t k = ::read(0, b, sizeof b);
+            if (k > 0) {
+                const int before = scroll;
+                if (!keys(std::string(b, static_cast<std::size_t>(k)), scroll, page)) break;
+                dirty = scroll != before;
+            }
         }
-        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if (n > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
             std::string line;
             int r;
-            bool drawn = false;
             while ((r = cl.read_line(line, 0)) == 1) {
                 boost::system::error_code ec;
                 json::value v = json::parse(line, ec);
                 if (ec || !v.is_object()) continue;
-                const json::object& o = v.as_object();
+                json::object& o = v.as_object();
                 if (o.if_contains("ok") && o.at("ok").is_bool() && !o.at("ok").as_bool()) {
-                    reason = json::serialize(o);
+                    const json::value* e = o.if_contains("error");
+                    reason = e && e->is_object() && e->as_object().if_contains("message")
+                                 ? std::string(json::serialize(e->as_object().at("message")))
+                                 : json::serialize(o);
                     rc = exit_refused;
-                    g_quit.store(true);
+                    g_quit = 1;
                     break;
                 }
-                if (!o.if_contains("event") || !o.if_contains("data") || drawn) continue;
-                std::time_t now = std::time(nullptr);
-                char title[64];
-                std::tm tm{};
-                localtime_r(&now, &tm);
-                std::strftime(title, sizeof title, "earshot top  %H:%M:%S  (q quits)", &tm);
-                const std::string frame = render_status(o.at("data"), title);
-                if (tty)
-                    std::printf("\x1b[H\x1b[2J%s", frame.c_str());
-                else
-                    std::printf("%s\n", frame.c_str());
-                std::fflush(stdout);
-                drawn = true;
+                // Keep the newest status of the batch: after a stall, show now, not then.
+                const json::value* ev = o.if_contains("event");
+                if (!ev || *ev != "status" || !o.if_contains("data")) continue;
+                data = std::move(o["data"]);
+                have = true;
+                dirty = true;
+                last_event = std::chrono::steady_clock::now();
             }
             if (r < 0) {
                 reason = "earshotd went away (the control socket closed)";
@@ -407,8 +555,52 @@ int top_cmd(const Common& c, double rate) {
                 break;
             }
         }
+        if (g_winch) {
+            g_winch = 0;
+            term_size(cols, rows);
+            full = true;
+        }
+        if (g_redraw) {
+            g_redraw = 0;
+            full = true;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        const double quiet = std::chrono::duration<double>(now - last_event).count();
+        const bool stale = quiet > stale_after;
+        // A stalled daemon: the clock on the screen keeps going and says so.
+        if (stale && now - last_draw > std::chrono::milliseconds(500)) dirty = true;
+        if (!(dirty || full) || (!have && !stale)) continue;
+        std::time_t wall = std::time(nullptr);
+        std::tm tm{};
+        localtime_r(&wall, &tm);
+        char title[64];
+        std::strftime(title, sizeof title, "earshot top  %H:%M:%S  (q quits)", &tm);
+        ViewOptions vo;
+        vo.width = cols;
+        vo.height = rows;
+        vo.scroll = scroll;
+        vo.title = title;
+        if (stale) {
+            char b[160];
+            std::snprintf(b, sizeof b,
+                          "!! no update from earshotd for %.0f s: the daemon is stalled or overloaded",
+                          quiet);
+            vo.notices.push_back(b);
+        }
+        const Frame f = render_view(have ? data : json::value(nullptr), vo);
+        scroll = f.body_first;
+        page = std::max(1, f.body_shown - 1);
+        if (g_term.out_tty) {
+            screen.draw(f.lines, full);
+        } else {
+            for (const std::string& l : f.lines) std::printf("%s\n", l.c_str());
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+        full = false;
+        last_draw = now;
     }
-    if (tty) std::printf("\x1b[?25h\x1b[?1049l");
+    term_leave();
     std::fflush(stdout);
     if (!reason.empty()) std::fprintf(stderr, "earshot top: %s\n", reason.c_str());
     return rc;

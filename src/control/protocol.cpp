@@ -1,9 +1,12 @@
 #include "earshot/control/protocol.hpp"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include <cmath>
 #include <limits>
+#include <set>
+#include <vector>
 
 namespace earshot::control {
 
@@ -60,7 +63,72 @@ bool number(const json::value& v, double& out) {
     return std::isfinite(out);
 }
 
+// A SAX pass that finds the first key repeated within one object (Boost.JSON's DOM parser keeps the
+// last one silently). Only run on text that already parsed, so it never sees malformed input.
+struct DupFinder {
+    static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
+    static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
+    static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
+    static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
+    std::vector<std::set<std::string>> keys; // one set per open object
+    std::string key;                         // the key being read
+    std::string dup;                         // the first duplicate found
+
+    bool on_document_begin(boost::system::error_code&) { return true; }
+    bool on_document_end(boost::system::error_code&) { return true; }
+    bool on_array_begin(boost::system::error_code&) { return true; }
+    bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+    bool on_object_begin(boost::system::error_code&) {
+        keys.emplace_back();
+        return true;
+    }
+    bool on_object_end(std::size_t, boost::system::error_code&) {
+        keys.pop_back();
+        return true;
+    }
+    bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+    bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+    bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
+        key.append(s.data(), s.size());
+        return true;
+    }
+    bool on_key(json::string_view s, std::size_t, boost::system::error_code& ec) {
+        key.append(s.data(), s.size());
+        if (!keys.back().insert(key).second) {
+            dup = key;
+            ec = json::error::syntax; // stops the pass; the caller reports `dup`
+            return false;
+        }
+        key.clear();
+        return true;
+    }
+    bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+    bool on_int64(int64_t, json::string_view, boost::system::error_code&) { return true; }
+    bool on_uint64(uint64_t, json::string_view, boost::system::error_code&) { return true; }
+    bool on_double(double, json::string_view, boost::system::error_code&) { return true; }
+    bool on_bool(bool, boost::system::error_code&) { return true; }
+    bool on_null(boost::system::error_code&) { return true; }
+    bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+    bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+};
+
+// The first key that occurs twice in one object of `line` ("" if none).
+std::string duplicate_key(std::string_view line, const json::parse_options& po) {
+    json::basic_parser<DupFinder> p(po);
+    boost::system::error_code ec;
+    p.write_some(false, line.data(), line.size(), ec);
+    return p.handler().dup;
+}
+
 } // namespace
+
+std::string clip_utf8(std::string_view s, std::size_t max_bytes) {
+    if (s.size() <= max_bytes) return std::string(s);
+    std::size_t n = max_bytes;
+    // Back up over continuation bytes (10xxxxxx) so that no sequence is cut in two.
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    return std::string(s.substr(0, n)) + "...";
+}
 
 bool read_only(Command c, std::string_view scene_action) noexcept {
     switch (c) {
@@ -122,6 +190,13 @@ bool parse_request(std::string_view line, Request& out, ParseError& err) {
         out.id = *id;
         err.id = *id;
     }
+    // {"cmd":"ping","cmd":"reload"} must not run a reload: a repeated key is an error, not "last wins".
+    if (const std::string dup = duplicate_key(line, po); !dup.empty()) {
+        err.code = code::bad_request;
+        err.message = "duplicate key '" + clip_utf8(dup, 40) + "' (give each argument once)";
+        if (dup == "id") err.id = nullptr; // which one would it be?
+        return false;
+    }
     auto bad = [&](const std::string& m) {
         err.code = code::bad_request;
         err.message = m;
@@ -138,7 +213,7 @@ bool parse_request(std::string_view line, Request& out, ParseError& err) {
         }
     if (!found) {
         err.code = code::unknown_command;
-        err.message = "unknown command '" + cmd.substr(0, 40) + "' (\"cmd\": \"commands\" lists them)";
+        err.message = "unknown command '" + clip_utf8(cmd, 40) + "' (\"cmd\": \"commands\" lists them)";
         return false;
     }
     // Allowed keys per command: anything else is an error (typos never pass silently).
@@ -148,7 +223,7 @@ bool parse_request(std::string_view line, Request& out, ParseError& err) {
             if (k == "id" || k == "cmd") continue;
             bool ok = false;
             for (const char* a : keys) ok = ok || k == a;
-            if (!ok) return bad("unknown argument '" + k.substr(0, 40) + "' for '" + cmd + "'");
+            if (!ok) return bad("unknown argument '" + clip_utf8(k, 40) + "' for '" + cmd + "'");
         }
         return true;
     };

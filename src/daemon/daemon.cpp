@@ -118,7 +118,7 @@ bool ensure_dir(const std::string& dir, std::string& err) {
 
 bool write_file_atomic(const std::string& path, const std::string& text) {
     const std::string tmp = path + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) return false;
     const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
     ::close(fd);
@@ -184,11 +184,20 @@ struct Meter {
     float peak[2] = {0, 0};
     float limiter_gain = 1;
     float master_gain = 0;
-    // Peak hold over the last status interval.
+    // Peak hold since the last harvest (hold_meters()).
     float held_peak[2] = {0, 0};
     float held_lim = 1;
     float held_cap = 1;
     float guard_gain = 1;
+    // The harvested holds, oldest first (at most ~15 s): each status consumer takes the maxima
+    // of the entries after its own mark, so a fast subscriber does not reset a slow one's peaks.
+    struct Held {
+        uint64_t seq = 0;
+        Clock::time_point t{};
+        float peak[2] = {0, 0};
+        float lim = 1, cap = 1;
+    };
+    std::deque<Held> history;
 };
 
 } // namespace
@@ -215,9 +224,9 @@ struct Daemon::Impl final : ControlHandler {
     double backoff_s = 0;
     uint64_t attempts = 0; // failed connection attempts since the server went away (or since start)
     std::string last_connect_error;
-    bool abandoned = false;   // a JACK client was left without a clean close (frozen server)
-    bool ready_sent = false;  // READY=1 went out (first connection)
-    bool reload_open = false; // RELOADING=1 went out, its READY=1 not yet
+    bool jack_abandoned = false; // a JACK client was left without a clean close (frozen server)
+    bool ready_sent = false;     // READY=1 went out (first connection)
+    bool reload_open = false;    // RELOADING=1 went out, its READY=1 not yet
 
     std::vector<PortSpec> lingering; // removed ports, kept while their outputs fade out
     Clock::time_point lingering_until{};
@@ -453,11 +462,19 @@ struct Daemon::Impl final : ControlHandler {
     void save_learned() const;
     void refresh_dose();
     json::value midi_status() const;
+    // Recalls a saved scene (all musicians, or `only`): checked, clamped (listed in `clamped` and
+    // logged), ramped. False with `err`; `corrupt` tells a damaged scenes file from an unknown name.
     bool recall_scene(const std::string& name, const std::string& only, json::array& applied,
-                      json::array& skipped, std::string& err);
+                      json::array& skipped, std::string& err, json::array* clamped = nullptr,
+                      bool* corrupt = nullptr);
     // --- control socket ----------------------------------------------------------------------
-    std::string handle(const control::Request& r, uid_t peer, const Reply& later) override;
+    std::string handle(const control::Request& r, const Peer& from, const Reply& later) override;
+    void abandoned(uint64_t session) override;
     boost::json::value status_json() override;
+    void hold_meters(boost::json::value& status, uint64_t& mark) override;
+    uint64_t hold_seq = 0;         // the last harvest of the meters' holds
+    uint64_t status_file_mark = 0; // status.json's position in them
+    uint64_t learn_session = 0;    // the control connection waiting for the pending learn
     std::vector<std::string> reload_config();
     std::string scenes_path() const { return opt.state_dir + "/scenes.json"; }
     void apply_send(const std::string& musician, const std::string& input, const SendValue& v);
@@ -703,6 +720,12 @@ std::vector<std::string> Daemon::Impl::reload_config() {
         finish_reload();
         return errs;
     }
+    if (std::string cerr; !ControlServer::check_config(next.control, cerr)) {
+        log::error("%s: %s", opt.config_path.c_str(), cerr.c_str());
+        log::error("reload rejected; the running config stays");
+        notify::ready(summary());
+        return {opt.config_path + ": " + cerr};
+    }
     const bool rename = next.jack.client_name != cfg.jack.client_name;
     // The ports as they are now (with their slots): removed ones stay while their outputs fade out.
     const std::vector<PortSpec> before = state == State::connected ? port_specs() : std::vector<PortSpec>{};
@@ -757,6 +780,8 @@ std::vector<std::string> Daemon::Impl::reload_config() {
             check_lookahead_changes();
         }
     }
+    if (std::string cerr; !control.reconfigure(cfg.control, cerr))
+        log::error("control socket: %s", cerr.c_str());
     log::notice("config reloaded: %zu inputs, %zu musicians", cfg.inputs.size(), cfg.musicians.size());
     finish_reload();
     return {};
@@ -839,7 +864,6 @@ boost::json::value Daemon::Impl::status_json() {
         o["id"] = m.id;
         o["name"] = m.name;
         o["channels"] = m.channels();
-        const double off = config::calibration_offset_db(m.calibration);
         o["ceiling_db_spl"] = num(m.protection.peak_ceiling_db_spl);
         if (const MixState::Musician* lm = mix.find(m.id)) {
             json::object mx;
@@ -861,19 +885,15 @@ boost::json::value Daemon::Impl::status_json() {
             const uint32_t key = eng->musician_key(m.id);
             const auto it = meters.find(key);
             if (it != meters.end()) {
+                // peak_db_spl, limiter_gr_db and the cap's gain reduction: hold_meters().
                 const Meter& mt = it->second;
-                json::array pk;
-                for (int c = 0; c < m.channels(); ++c)
-                    pk.push_back(num(dsp::gain_to_db(mt.held_peak[c]) + off, 1));
-                o["peak_db_spl"] = std::move(pk);
-                o["limiter_gr_db"] = num(std::max(0.0, -dsp::gain_to_db(mt.held_lim)), 2);
                 if (m.protection.max_laeq_1s_dba) {
                     json::object cp;
                     cp["cap_dba"] = num(*m.protection.max_laeq_1s_dba, 1);
-                    cp["gain_reduction_db"] = num(std::max(0.0, -dsp::gain_to_db(mt.held_cap)), 2);
                     o["loudness_cap"] = std::move(cp);
                 }
                 o["master_gain_db"] = num(dsp::gain_to_db(mt.master_gain), 2);
+                o["guard_gain_db"] = num(dsp::gain_to_db(mt.guard_gain), 2);
             }
         }
         if (const LastSecond* ls = keeper.last(m.id)) {
@@ -966,17 +986,74 @@ boost::json::value Daemon::Impl::status_json() {
     co["refused"] = cs.refused;
     co["events_dropped"] = cs.events_dropped;
     co["slow_disconnects"] = cs.slow_disconnects;
+    co["idle_disconnects"] = cs.idle_disconnects;
+    co["paused"] = cs.paused;
+    co["queued_bytes"] = cs.queued_bytes;
     root["control"] = std::move(co);
     return root;
 }
 
-void Daemon::Impl::write_status() {
-    const json::value root = status_json();
+void Daemon::Impl::hold_meters(json::value& status, uint64_t& mark) {
+    const auto now = Clock::now();
+    // Harvest: what the meters held since the last harvest becomes one entry of their history.
+    const uint64_t next = hold_seq + 1;
+    bool any = false;
     for (auto& [key, mt] : meters) {
+        if (mt.held_peak[0] > 0 || mt.held_peak[1] > 0 || mt.held_lim < 1 || mt.held_cap < 1) {
+            Meter::Held h;
+            h.seq = next;
+            h.t = now;
+            h.peak[0] = mt.held_peak[0];
+            h.peak[1] = mt.held_peak[1];
+            h.lim = mt.held_lim;
+            h.cap = mt.held_cap;
+            mt.history.push_back(h);
+            any = true;
+        }
         mt.held_peak[0] = mt.held_peak[1] = 0;
         mt.held_lim = 1;
         mt.held_cap = 1;
+        while (!mt.history.empty() &&
+               (mt.history.size() > 1024 || now - mt.history.front().t > std::chrono::seconds(15)))
+            mt.history.pop_front();
     }
+    if (any) hold_seq = next;
+    // A new consumer (mark 0) gets the last status interval.
+    const auto window = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(std::max(opt.status_interval_s, 0.05)));
+    json::value* ms = status.is_object() ? status.as_object().if_contains("musicians") : nullptr;
+    if (ms && ms->is_array() && eng) {
+        for (json::value& mv : ms->as_array()) {
+            if (!mv.is_object() || !mv.as_object().if_contains("id")) continue;
+            json::object& o = mv.as_object();
+            const std::string id(o.at("id").as_string());
+            const int mi = eff.musician_index(id);
+            const auto it = meters.find(eng->musician_key(id));
+            if (mi < 0 || it == meters.end()) continue;
+            const config::Musician& m = eff.musicians[static_cast<std::size_t>(mi)];
+            Meter::Held h;
+            for (auto e = it->second.history.rbegin(); e != it->second.history.rend(); ++e) {
+                if (mark == 0 ? now - e->t > window : e->seq <= mark) break;
+                h.peak[0] = std::max(h.peak[0], e->peak[0]);
+                h.peak[1] = std::max(h.peak[1], e->peak[1]);
+                h.lim = std::min(h.lim, e->lim);
+                h.cap = std::min(h.cap, e->cap);
+            }
+            const double off = config::calibration_offset_db(m.calibration);
+            json::array pk;
+            for (int c = 0; c < m.channels(); ++c) pk.push_back(num(dsp::gain_to_db(h.peak[c]) + off, 1));
+            o["peak_db_spl"] = std::move(pk);
+            o["limiter_gr_db"] = num(std::max(0.0, -dsp::gain_to_db(h.lim)), 2);
+            if (json::value* cp = o.if_contains("loudness_cap"); cp && cp->is_object())
+                cp->as_object()["gain_reduction_db"] = num(std::max(0.0, -dsp::gain_to_db(h.cap)), 2);
+        }
+    }
+    mark = hold_seq;
+}
+
+void Daemon::Impl::write_status() {
+    json::value root = status_json();
+    hold_meters(root, status_file_mark);
     if (!write_file_atomic(opt.runtime_dir + "/status.json", json::serialize(root) + "\n"))
         log::warn_limited("status", "could not write %s/status.json: %s", opt.runtime_dir.c_str(),
                           std::strerror(errno));
@@ -1006,17 +1083,26 @@ json::value Daemon::Impl::scene_snapshot() const {
 
 json::object Daemon::Impl::load_scenes(std::string& err) const {
     std::FILE* f = std::fopen(scenes_path().c_str(), "rb");
-    if (!f) return json::object{};
+    if (!f) {
+        if (errno != ENOENT) err = scenes_path() + ": " + std::strerror(errno); // unreadable is not empty
+        return json::object{};
+    }
     std::string text;
     char buf[65536];
     std::size_t n;
     while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    const bool read_error = std::ferror(f) != 0;
     std::fclose(f);
+    if (read_error) {
+        err = scenes_path() + ": read error";
+        return json::object{};
+    }
     boost::system::error_code ec;
     json::value v = json::parse(text, ec);
     if (ec || !v.is_object() || !v.as_object().if_contains("scenes") ||
         !v.as_object().at("scenes").is_object()) {
-        err = scenes_path() + " is not a valid scenes file";
+        err = scenes_path() + " is not a valid scenes file (" +
+              (ec ? "not JSON: " + ec.message() : std::string("no \"scenes\" object")) + ")";
         return json::object{};
     }
     return v.as_object().at("scenes").as_object();
@@ -1033,11 +1119,19 @@ bool Daemon::Impl::save_scenes(const json::object& scenes, std::string& err) con
     return true;
 }
 
-std::string Daemon::Impl::handle(const control::Request& r, uid_t peer, const Reply& later) {
+void Daemon::Impl::abandoned(uint64_t session) {
+    // The engineer who asked for a learn went away: the controllers stop waiting for a move.
+    if (pending_learn && pending_learn->reply && learn_session == session) {
+        learn_session = 0;
+        cancel_learn("the client that asked for it disconnected");
+        midi_feedback();
+    }
+}
+
+std::string Daemon::Impl::handle(const control::Request& r, const Peer& from, const Reply& later) {
     using control::Command;
+    const uid_t peer = from.uid;
     switch (r.cmd) {
-    case Command::status:
-        return control::reply_ok(r.id, status_json());
     case Command::set: {
         const MixState::Musician* m = mix.find(r.musician);
         if (!m)
@@ -1074,7 +1168,8 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer, const Re
     case Command::scene: {
         std::string err;
         json::object scenes = load_scenes(err);
-        if (!err.empty() && r.scene_action != control::SceneAction::save)
+        if (!err.empty() && r.scene_action != control::SceneAction::save &&
+            r.scene_action != control::SceneAction::recall)
             return control::reply_error(r.id, control::code::internal, err);
         switch (r.scene_action) {
         case control::SceneAction::list: {
@@ -1091,10 +1186,27 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer, const Re
             return control::reply_ok(r.id, std::move(res));
         }
         case control::SceneAction::save: {
+            json::object res;
+            if (!err.empty()) {
+                // A damaged scenes file is kept aside, never overwritten: its scenes may be
+                // recoverable by hand. The new file starts with this scene.
+                char stamp[32];
+                const std::time_t t = static_cast<std::time_t>(wall_now());
+                std::tm tm{};
+                gmtime_r(&t, &tm);
+                std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+                const std::string aside = scenes_path() + ".corrupt-" + stamp;
+                if (::rename(scenes_path().c_str(), aside.c_str()) != 0)
+                    return control::reply_error(r.id, control::code::internal,
+                                                err + "; cannot move it aside (" + std::strerror(errno) +
+                                                    "), so it is not overwritten");
+                log::error("%s; moved to %s, a new scenes file is started", err.c_str(), aside.c_str());
+                res["warning"] = err + "; the old file was moved to " + aside;
+                err.clear();
+            }
             scenes[r.scene] = scene_snapshot();
             if (!save_scenes(scenes, err)) return control::reply_error(r.id, control::code::internal, err);
             log::notice("control (uid %u): scene '%s' saved", static_cast<unsigned>(peer), r.scene.c_str());
-            json::object res;
             res["saved"] = r.scene;
             return control::reply_ok(r.id, std::move(res));
         }
@@ -1107,15 +1219,19 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer, const Re
             return control::reply_ok(r.id, std::move(res));
         }
         case control::SceneAction::recall: {
-            json::array applied, skipped;
-            if (!recall_scene(r.scene, "", applied, skipped, err))
-                return control::reply_error(r.id, control::code::not_found, err);
-            log::notice("control (uid %u): scene '%s' recalled", static_cast<unsigned>(peer),
-                        r.scene.c_str());
+            json::array applied, skipped, clamped;
+            bool corrupt = false;
+            if (!recall_scene(r.scene, "", applied, skipped, err, &clamped, &corrupt))
+                return control::reply_error(
+                    r.id, corrupt ? control::code::internal : control::code::not_found, err);
+            log::notice("control (uid %u): scene '%s' recalled (%zu musicians, %zu skipped, %zu clamped)",
+                        static_cast<unsigned>(peer), r.scene.c_str(), applied.size(), skipped.size(),
+                        clamped.size());
             json::object res;
             res["recalled"] = r.scene;
             res["musicians"] = std::move(applied);
             res["skipped"] = std::move(skipped);
+            res["clamped"] = std::move(clamped);
             return control::reply_ok(r.id, std::move(res));
         }
         }
@@ -1227,9 +1343,11 @@ std::string Daemon::Impl::handle(const control::Request& r, uid_t peer, const Re
                                         "no connected MIDI controller may change " + t->musician + "'s mix");
         log::info("control (uid %u): learn %s", static_cast<unsigned>(peer), t->str().c_str());
         start_learn(*t, std::move(ctls), later, r.id);
-        midi_feedback(); // the learn LEDs blink
-        return {};       // answered when a control moves, or after 10 s
+        learn_session = from.session; // abandoned() cancels it if this client goes away
+        midi_feedback();              // the learn LEDs blink
+        return {};                    // answered when a control moves, or after 10 s
     }
+    case Command::status:
     case Command::ping:
     case Command::commands:
     case Command::subscribe:
@@ -1251,16 +1369,67 @@ void Daemon::Impl::apply_send(const std::string& musician, const std::string& in
 }
 
 bool Daemon::Impl::recall_scene(const std::string& name, const std::string& only, json::array& applied,
-                                json::array& skipped, std::string& err) {
+                                json::array& skipped, std::string& err, json::array* clamped, bool* corrupt) {
     err.clear();
+    if (corrupt) *corrupt = false;
     const json::object scenes = load_scenes(err);
-    if (!err.empty()) return false;
+    if (!err.empty()) {
+        if (corrupt) *corrupt = true;
+        return false;
+    }
     const json::value* sc = scenes.if_contains(name);
-    if (!sc || !sc->is_object() || !sc->as_object().if_contains("musicians") ||
-        !sc->as_object().at("musicians").is_object()) {
+    if (!sc) {
         err = "no scene '" + name + "'";
         return false;
     }
+    if (!sc->is_object() || !sc->as_object().if_contains("musicians") ||
+        !sc->as_object().at("musicians").is_object()) {
+        err = "scene '" + name + "' in " + scenes_path() + " is damaged (no \"musicians\" object)";
+        if (corrupt) *corrupt = true;
+        return false;
+    }
+    // A gain from the file: a number, or null/"off" for silence; anything else is not a gain.
+    const auto gain_of = [](const json::value& v, double& out) {
+        if (v.is_null() || (v.is_string() && (v.as_string() == "off" || v.as_string() == "-inf"))) {
+            out = -std::numeric_limits<double>::infinity();
+            return true;
+        }
+        if (v.is_double() || v.is_int64()) {
+            out = json_db(v);
+            return !std::isnan(out);
+        }
+        if (v.is_uint64()) {
+            out = static_cast<double>(v.as_uint64());
+            return true;
+        }
+        return false;
+    };
+    // What the recall changed from the file's value, and why: in the reply and in the log.
+    const auto note = [&](const std::string& id, const std::string& what, const char* field,
+                          json::value asked, json::value applied_v, const std::string& why) {
+        const auto text = [](const json::value& v) {
+            if (!v.is_number()) return json::serialize(v);
+            char b[32];
+            std::snprintf(b, sizeof b, "%g", v.to_number<double>());
+            return std::string(b);
+        };
+        log::notice("scene '%s': %s %s %s: %s asked, %s applied (%s)", name.c_str(), id.c_str(), what.c_str(),
+                    field, text(asked).c_str(), text(applied_v).c_str(), why.c_str());
+        if (!clamped) return;
+        json::object c;
+        c["musician"] = id;
+        c["target"] = what;
+        c["field"] = field;
+        c["asked"] = std::move(asked);
+        c["applied"] = std::move(applied_v);
+        c["why"] = why;
+        clamped->push_back(std::move(c));
+    };
+    const auto fits = [&](const std::string& id, const std::string& what, const char* field, double g) {
+        const double c = std::isfinite(g) ? std::clamp(g, -90.0, 12.0) : g;
+        if (c != g) note(id, what, field, g, c, "outside [-90, +12] dB");
+        return c;
+    };
     for (const auto& mkv : sc->as_object().at("musicians").as_object()) {
         const std::string id(mkv.key());
         if (!only.empty() && id != only) continue; // a bound controller recalls only its musician's part
@@ -1270,26 +1439,77 @@ bool Daemon::Impl::recall_scene(const std::string& name, const std::string& only
             continue;
         }
         const json::object& mo = mkv.value().as_object();
-        // Every value is checked like a `set`: gains are clamped to [-90, +12] dB.
+        // The musician's own limit: while the dose guard lowers this mix (guard: limit), a scene
+        // may lower it but not raise it above what plays now (docs/protection.md).
+        const auto pit = protect.find(id);
+        const bool guarded = pit != protect.end() &&
+                             pit->second.guard.settings().mode == dosimetry::GuardMode::limit &&
+                             (pit->second.guard.attenuation_db() > 0 || pit->second.guard.over_budget());
+        const std::string guard_why = "the dose guard is lowering this mix: a scene does not raise it";
         if (const json::value* md = mo.if_contains("master_db")) {
-            double g = json_db(*md);
-            if (std::isfinite(g)) g = std::clamp(g, -90.0, 12.0);
-            mix.set_master(id, g);
+            double g = 0;
+            if (!gain_of(*md, g)) {
+                skipped.push_back(json::value(id + " master: not a gain (" + json::serialize(*md) + ")"));
+            } else {
+                g = fits(id, "master", "gain_db", g);
+                if (guarded && g > m->master_live) {
+                    note(id, "master", "gain_db", control::db_json(g), control::db_json(m->master_live),
+                         guard_why);
+                    g = m->master_live;
+                }
+                mix.set_master(id, g);
+            }
         }
         if (const json::value* sends = mo.if_contains("sends"); sends && sends->is_object()) {
             for (const auto& skv : sends->as_object()) {
                 const std::string in(skv.key());
-                if (!m->sends.count(in) || !skv.value().is_object()) {
+                const auto cur = m->sends.find(in);
+                if (cur == m->sends.end() || !skv.value().is_object()) {
                     skipped.push_back(json::value(id + "/" + in + ": no such input now"));
                     continue;
                 }
+                const SendValue live = cur->second.live;
                 const json::object& so = skv.value().as_object();
-                SendValue v;
-                v.gain_db = so.if_contains("gain_db") ? json_db(so.at("gain_db")) : v.gain_db;
-                if (std::isfinite(v.gain_db)) v.gain_db = std::clamp(v.gain_db, -90.0, 12.0);
-                v.pan = so.if_contains("pan") ? std::clamp(json_db(so.at("pan")), -1.0, 1.0) : 0.0;
-                if (!std::isfinite(v.pan)) v.pan = 0;
-                v.mute = so.if_contains("mute") && so.at("mute").is_bool() && so.at("mute").as_bool();
+                SendValue v; // absent: off, centre, unmuted (what a snapshot leaves out)
+                if (const json::value* gv = so.if_contains("gain_db")) {
+                    if (!gain_of(*gv, v.gain_db)) {
+                        note(id, in, "gain_db", *gv, control::db_json(live.gain_db),
+                             "not a gain: left as it is");
+                        v.gain_db = live.gain_db;
+                    }
+                }
+                v.gain_db = fits(id, in, "gain_db", v.gain_db);
+                if (const json::value* pv = so.if_contains("pan")) {
+                    double p = 0;
+                    if (!(pv->is_double() || pv->is_int64() || pv->is_uint64()) ||
+                        !std::isfinite(p = pv->to_number<double>())) {
+                        note(id, in, "pan", *pv, 0.0, "not a number: centre");
+                        p = 0;
+                    } else if (p < -1 || p > 1) {
+                        note(id, in, "pan", p, std::clamp(p, -1.0, 1.0), "outside [-1, 1]");
+                        p = std::clamp(p, -1.0, 1.0);
+                    }
+                    v.pan = p;
+                }
+                if (const json::value* mv = so.if_contains("mute")) {
+                    if (mv->is_bool()) {
+                        v.mute = mv->as_bool();
+                    } else {
+                        note(id, in, "mute", *mv, live.mute, "not true or false: left as it is");
+                        v.mute = live.mute;
+                    }
+                }
+                if (guarded) {
+                    if (!v.mute && live.mute) {
+                        note(id, in, "mute", false, true, guard_why);
+                        v.mute = true;
+                    }
+                    if (v.gain_db > live.gain_db) {
+                        note(id, in, "gain_db", control::db_json(v.gain_db), control::db_json(live.gain_db),
+                             guard_why);
+                        v.gain_db = live.gain_db;
+                    }
+                }
                 mix.set_send(id, in, v);
             }
         }
@@ -2444,7 +2664,7 @@ bool Daemon::Impl::close_jack() {
     if (finished.wait_for(timeout) == std::future_status::ready) return true;
     log::error("the JACK server did not answer within %.1f s (frozen?): its client is abandoned, not closed",
                opt.jack_close_timeout_s);
-    abandoned = true;
+    jack_abandoned = true;
     (void)jack.release();
     (void)eng.release();
     for (OldEngine& o : old_engines) (void)o.e.release();
@@ -2610,7 +2830,7 @@ int Daemon::run() {
 }
 
 bool Daemon::jack_abandoned() const noexcept {
-    return _p->abandoned;
+    return _p->jack_abandoned;
 }
 
 bool Daemon::set_send(const std::string& musician, const std::string& input, const SendValue& v) {

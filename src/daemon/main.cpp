@@ -2,6 +2,7 @@
 // supervises it. Exit status: 0 stopped by SIGTERM/SIGINT, 1 internal error, 64 usage,
 // 73 state/runtime directory not usable, 78 invalid config.
 #include "earshot/config/loader.hpp"
+#include "earshot/daemon/control_server.hpp"
 #include "earshot/daemon/daemon.hpp"
 #include "earshot/daemon/log.hpp"
 
@@ -126,6 +127,12 @@ int main(int argc, char** argv) {
         return daemon::exit_config;
     }
     if (check) {
+        // What only this machine can tell: the control groups exist, and this user may give the
+        // socket to its group (run it as the daemon's user).
+        if (std::string err; !daemon::ControlServer::check_config(cfg.control, err)) {
+            std::fprintf(stderr, "%s: %s\n", opt.config_path.c_str(), err.c_str());
+            return daemon::exit_config;
+        }
         std::printf("%s: valid (%zu inputs, %zu musicians)\n", opt.config_path.c_str(), cfg.inputs.size(),
                     cfg.musicians.size());
         return 0;

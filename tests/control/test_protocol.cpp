@@ -90,6 +90,49 @@ TEST_CASE("malformed requests get a code and a message", "[control]") {
     CHECK(fails(std::string(10000, '[')).rfind("bad_json", 0) == 0);
 }
 
+TEST_CASE("a key given twice is refused, never last-wins", "[control]") {
+    CHECK(fails(R"({"cmd":"ping","cmd":"reload"})") ==
+          "bad_request: duplicate key 'cmd' (give each argument once)");
+    CHECK(fails(R"({"cmd":"set","musician":"d","master_db":-6,"master_db":12})")
+              .find("duplicate key 'master_db'") != std::string::npos);
+    // The same key spelled with an escape is the same key.
+    CHECK(fails(R"({"cmd":"ping","c\u006dd":"reload"})").find("duplicate key 'cmd'") != std::string::npos);
+    // The id is echoed unless it is the key given twice.
+    Request r;
+    ParseError e;
+    REQUIRE_FALSE(parse_request(R"({"id":5,"cmd":"ping","cmd":"ping"})", r, e));
+    CHECK(e.id.as_int64() == 5);
+    REQUIRE_FALSE(parse_request(R"({"id":5,"id":6,"cmd":"ping"})", r, e));
+    CHECK(e.id.is_null());
+    // Nested objects are checked too; equal keys in different objects are fine.
+    CHECK(fails(R"({"cmd":"ping","x":{"a":1,"a":2}})").find("duplicate key 'a'") != std::string::npos);
+    CHECK(fails(R"({"cmd":"ping","x":{"cmd":1}})").find("unknown argument 'x'") != std::string::npos);
+}
+
+TEST_CASE("names quoted in errors are cut at a UTF-8 boundary: every reply is valid JSON", "[control]") {
+    CHECK(clip_utf8("short", 40) == "short");
+    const std::string e_acute = "\xc3\xa9"; // é, two bytes
+    std::string name;
+    for (int i = 0; i < 30; ++i) name += e_acute; // 60 bytes: byte 40 is a continuation byte
+    CHECK(clip_utf8(name, 41) == name.substr(0, 40) + "...");
+    CHECK(clip_utf8(name, 40) == name.substr(0, 40) + "...");
+    const std::string euro = "\xe2\x82\xac"; // €, three bytes
+    CHECK(clip_utf8(std::string(38, 'a') + euro, 40) == std::string(38, 'a') + "...");
+    for (const std::string& line : {R"({"cmd":")" + name + R"("})", R"({"cmd":"ping",")" + name + R"(":1})",
+                                    R"({"cmd":"ping",")" + std::string(39, 'k') + euro + R"(":1})"}) {
+        Request r;
+        ParseError e;
+        INFO(line);
+        REQUIRE_FALSE(parse_request(line, r, e));
+        const std::string reply = reply_error(e.id, e.code, e.message);
+        boost::system::error_code ec;
+        const boost::json::value v = boost::json::parse(reply, ec);
+        INFO(reply);
+        REQUIRE_FALSE(ec);
+        CHECK(boost::json::serialize(v) == reply);
+    }
+}
+
 TEST_CASE("read-only commands and reply lines", "[control]") {
     CHECK(read_only(Command::status));
     CHECK(read_only(Command::subscribe));

@@ -24,6 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 artifacts=${FUZZ_ARTIFACTS:-$PWD/fuzz-artifacts}
 cxx=${FUZZ_CXX:-clang++-14}
+max_len=4096  # per target below
 
 case "$target" in
   config)
@@ -35,6 +36,7 @@ case "$target" in
     srcs=("$root"/src/control/*.cpp "$here/fuzz_control.cpp")
     libs=(-lboost_json)
     extra_seeds=()
+    max_len=70000  # beyond the protocol's 64 KiB line limit, so line_too_long is reached too
     ;;
   midi)
     srcs=("$root"/src/midi/*.cpp "$here/fuzz_midi.cpp")
@@ -62,9 +64,9 @@ cp "$here/corpus/$target"/* "$work/corpus/"
 
 echo "running fuzz-$target for ${seconds}s on $(find "$work/corpus" -type f | wc -l) seeds"
 status=0
-# -max_len keeps each execution short; -timeout turns a hang into a finding; findings are written
+# -max_len keeps each execution short (4096 bytes, 70000 for control); -timeout turns a hang into a finding; findings are written
 # to $work/findings/ (crash-*, timeout-*, oom-*, leak-*).
-(cd "$work" && "./fuzz-$target" -max_total_time="$seconds" -max_len=4096 -timeout=5 -rss_limit_mb=2048 \
+(cd "$work" && "./fuzz-$target" -max_total_time="$seconds" -max_len="$max_len" -timeout=5 -rss_limit_mb=2048 \
   -print_final_stats=1 -artifact_prefix="$work/findings/" corpus >"$work/fuzz.log" 2>&1) || status=$?
 
 grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|stat::peak_rss_mb)' \

@@ -3,7 +3,7 @@
 //
 // One request per line, one JSON object each:
 //   {"id": 7, "cmd": "set", "musician": "drums", "input": "click", "gain_db": -6}
-// One reply per request, in order, echoing "id" when given:
+// One reply per request, in the order of the requests, echoing "id" when given:
 //   {"id": 7, "ok": true, "result": {...}}
 //   {"id": 7, "ok": false, "error": {"code": "not_found", "message": "no musician 'drum'"}}
 // Subscriptions add event lines: {"event": "status", "seq": 12, "data": {...}}.
@@ -77,6 +77,7 @@ inline constexpr const char* permission_denied = "permission_denied";
 inline constexpr const char* not_found = "not_found";
 inline constexpr const char* line_too_long = "line_too_long";
 inline constexpr const char* too_many_clients = "too_many_clients";
+inline constexpr const char* idle_timeout = "idle_timeout";
 inline constexpr const char* unavailable = "unavailable";
 inline constexpr const char* invalid_config = "invalid_config";
 inline constexpr const char* internal = "internal";
@@ -89,7 +90,8 @@ struct ParseError {
 };
 
 /// Parses one request line. Returns false and fills `err` for anything malformed: not JSON, not an
-/// object, unknown command, missing or ill-typed arguments, values out of range.
+/// object, a key given twice in one object, unknown command, missing or ill-typed arguments,
+/// values out of range.
 bool parse_request(std::string_view line, Request& out, ParseError& err);
 
 /// Reply lines (without the newline).
@@ -98,6 +100,10 @@ std::string reply_error(const boost::json::value& id, std::string_view code, std
 std::string event_line(std::string_view event, uint64_t seq, const boost::json::value& data);
 /// The greeting sent on connect: {"hello":"earshot","protocol":1,"version":...,"access":"control"|"read"}.
 std::string hello_line(std::string_view version, bool can_control);
+
+/// `s` cut to at most `max_bytes` bytes (plus "..." when cut) at a UTF-8 character boundary, so
+/// that a valid UTF-8 string stays valid (for names quoted in error messages).
+std::string clip_utf8(std::string_view s, std::size_t max_bytes);
 
 /// A dB value for JSON: a number, or null for -inf ("off").
 boost::json::value db_json(double db);
