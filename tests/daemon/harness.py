@@ -448,7 +448,9 @@ def continuous_blocks(x, freq, block, fs=FS, tol_rad=0.02):
     block. Consecutive blocks whose tone phase agrees (within tol_rad) belong to one run: the stream
     went on without a gap. A period lost or played twice (an xrun in clock-driven mode) shifts the
     phase and starts a new run. The first and last block of every run (they may hold the jump) and
-    blocks too quiet to tell are labelled -1. Levels compared within one run are free of gaps."""
+    blocks too quiet to tell are labelled -1. Levels compared within one run are free of gaps, as
+    long as no gap is a whole number of tone cycles: choose freq so that the period size times
+    freq / fs is far from a whole number for small multiples of the period."""
     n = len(x) // block
     if abs(freq * block / fs - round(freq * block / fs)) > 1e-9:
         raise ValueError("the block must hold a whole number of cycles")

@@ -31,6 +31,7 @@ from harness import Rig, check, continuous_blocks, db, envelope, main_wrapper, r
 from midi_clients import MidiSender
 
 RATE_DB_S = 12 / 60  # guard_rate_db_per_min: 12
+TONE_HZ = 1010.0
 MUSICIANS = ["drums", "bass", "keys", "vox"]
 
 # -13 dBFS peak sine; calibration -20 dBFS = 107 dB SPL: the mono musicians hear 114 dBA, which
@@ -97,7 +98,10 @@ def run(earshotd):
         text = CONFIG.format(tag=rig.server, others="".join(OTHER.format(id=m) for m in MUSICIANS[1:]))
         path = rig.write_config(text)
         src = rig.player("src", outs=["out"])
-        src.gen = sine(1000.0, 10 ** (-13 / 20))
+        # 1010 Hz, not 1000: 101 cycles per 0.1 s block, and a lost or doubled run of k periods of
+        # 1024 frames shifts its phase unless k is a multiple of 75, so continuous_blocks() sees
+        # every gap (at 1000 Hz three lost periods are exactly 64 cycles: invisible).
+        src.gen = sine(TONE_HZ, 10 ** (-13 / 20))
         sink = rig.player("sink", ins=["in_L", "in_R"])
         pad = MidiSender(rig, "padsrc", per_cycle=64)
         d = rig.start_daemon(path)
@@ -112,7 +116,7 @@ def run(earshotd):
         blk = 4800  # 0.1 s = 100 periods of 1 kHz: an exact RMS per block
         lv = np.array([db(x) for x in envelope(y[0], blk)])
         # Only spans the sink recorded without a lost or doubled period (xruns under load).
-        s1 = slopes(lv, 10, continuous_blocks(y[0], 1000.0, blk))
+        s1 = slopes(lv, 10, continuous_blocks(y[0], TONE_HZ, blk))
         fastest_down, fastest_up = -s1.min(), s1.max()
         check(fastest_down <= RATE_DB_S * 1.01 + 0.003,
               f"the engine's guard gain never moves faster than 12 dB/min: fastest {fastest_down * 60:.2f} dB/min "
@@ -210,7 +214,7 @@ def run(earshotd):
         check(p.returncode == 0 and f"suspended by {me_user}" in p.stdout, f"earshot guard suspend drums: {p.stdout.strip()}")
         _, y = sink.record(4.0)
         lv = np.array([db(x) for x in envelope(y[0], blk)])
-        s1 = slopes(lv, 10, continuous_blocks(y[0], 1000.0, blk))
+        s1 = slopes(lv, 10, continuous_blocks(y[0], TONE_HZ, blk))
         check(s1.max() <= 1.0 * 1.01 + 0.003 and s1.max() >= 0.9,
               f"the mix returns at 1 dB/s (fastest rise {s1.max():.3f} dB in 1 s)")
         g = d2.musician("drums")["guard"]
