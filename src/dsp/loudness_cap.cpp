@@ -100,6 +100,7 @@ void LoudnessCap::reset() noexcept {
     _peak_ring.fill(0.0);
     _ring_pos = 0;
     _seg_pos = 0;
+    _seg_phase = 0;
     _cap_eff_ms = _cap_ms;
     _was_enabled = false;
     _crossing_age = _jump_age = _rise_age = idle_age;
@@ -116,6 +117,7 @@ void LoudnessCap::reset() noexcept {
 
 void LoudnessCap::align_to(uint64_t clock_samples) noexcept {
     _seg_pos = static_cast<uint32_t>(clock_samples % _seg_len);
+    _seg_phase = static_cast<int>((clock_samples / _seg_len) % static_cast<uint64_t>(box_segments));
 }
 
 float LoudnessCap::gain() const noexcept {
@@ -141,6 +143,7 @@ void LoudnessCap::copy_state_from(const LoudnessCap& o) noexcept {
         _peak_ring = o._peak_ring;
         _ring_pos = o._ring_pos;
         _seg_pos = o._seg_pos;
+        _seg_phase = o._seg_phase;
         _cap_eff_ms = o._cap_eff_ms;
         _was_enabled = o._was_enabled;
         _crossing_age = o._crossing_age;
@@ -163,8 +166,10 @@ void LoudnessCap::copy_state_from(const LoudnessCap& o) noexcept {
     // afresh.
     const double g = static_cast<double>(o.gain());
     const uint32_t pos = o._seg_pos;
+    const int phase = o._seg_phase;
     reset();
     _seg_pos = pos < _seg_len ? pos : 0;
+    _seg_phase = phase;
     _g_det = _g0 = _g1 = g;
     _min_gain = o.gain();
 }
@@ -523,8 +528,17 @@ void LoudnessCap::end_segment() noexcept {
     // without dividing (cross-multiplied: h > 0).
     const int h_min =
         std::max({1, 2 * nseg - 1 - _crossing_age, jump_exempt_segments + nseg - 1 - _jump_age});
+    // ... and, in the second after a crossing, the window that starts on the next 1 s boundary of
+    // the segment clock (the dose meter's interval after the onset's own, when aligned).
+    int h_grid = 0;
+    if (_crossing_age < nseg) {
+        const int phase_o = ((_seg_phase - _crossing_age) % nseg + nseg) % nseg;
+        if (phase_o != 0) h_grid = (nseg - phase_o) - _crossing_age + nseg - 1;
+        if (h_grid < 1 || h_grid > nseg || h_grid >= h_min) h_grid = 0;
+    }
+    _seg_phase = _seg_phase + 1 == nseg ? 0 : _seg_phase + 1;
     double c_req = 1.0;
-    if (_enabled && h_min <= nseg) {
+    if (_enabled && (h_min <= nseg || h_grid > 0)) {
         const double g2 = _g_det * _g_det;
         for (int c = 0; c < _channels; ++c) {
             const std::size_t k = static_cast<std::size_t>(c);
@@ -539,7 +553,7 @@ void LoudnessCap::end_segment() noexcept {
             for (int h = 1; h <= nseg; ++h) {
                 known -= out[old]; // the window ending h segments ahead no longer holds it
                 old = old + 1 == static_cast<std::size_t>(nseg) ? 0 : old + 1;
-                if (h < h_min) continue;
+                if (h < h_min && h != h_grid) continue;
                 const double num = budget - known, den = static_cast<double>(h);
                 if (best_den == 0.0 || num * best_den < best_num * den) {
                     best_num = num;

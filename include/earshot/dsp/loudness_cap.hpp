@@ -196,6 +196,7 @@ private:
     std::array<double, box_segments> _peak_ring{};    // louder ear's x_A^2 sum per closed segment
     int _ring_pos = 0;                                // next ring slot to write
     uint32_t _seg_pos = 0;                            // samples into the open segment
+    int _seg_phase = 0;                               // the open segment's index mod 100 (clock)
     double _cap_eff_ms = 1.0;                         // the cap in force (glides down to _cap_ms)
     bool _was_enabled = false;                        // enabled at the last segment boundary
     int _crossing_age = idle_age;                     // segments since the last crossing onset
