@@ -76,11 +76,13 @@ void LoudnessCap::set_release_db_per_s(double db_per_s) noexcept {
     _release_db_per_s = std::clamp(db_per_s, min_release_db_per_s, max_release_db_per_s);
     const double seg_s = _fs > 0.0 ? static_cast<double>(_seg_len) / _fs : segment_s;
     _rel_step = std::pow(10.0, _release_db_per_s * seg_s / 20.0);
+    _fast_rel_step = std::pow(10.0, max_release_db_per_s * seg_s / 20.0);
     _clamp_rel_step = std::pow(10.0, clamp_release_db_per_s * seg_s / 20.0);
     _cap_fall_step = std::pow(10.0, -cap_fall_db_per_s * seg_s / 10.0);
     _jump_ratio = std::pow(10.0, jump_db / 10.0);
     _rise_ratio = std::pow(10.0, rise_db / 10.0);
     _rise_fast_ratio = std::pow(10.0, rise_fast_db / 10.0);
+    _loud_jump_ratio = std::pow(10.0, loud_jump_db / 10.0);
     _trend_ratio = std::pow(10.0, trend_margin_db / 10.0);
     _tolerance = std::pow(10.0, tolerance_db / 10.0);
     _weight_fall = seg_s / short_hold_s;
@@ -104,7 +106,8 @@ void LoudnessCap::reset() noexcept {
     _cap_eff_ms = _cap_ms;
     _was_enabled = false;
     _crossing_age = _jump_age = _rise_age = idle_age;
-    _rise_jump = false;
+    _rise_cross = false;
+    _since_led = false;
     _since_sum = {};
     _since_n = 0;
     _rise_count = {};
@@ -149,7 +152,8 @@ void LoudnessCap::copy_state_from(const LoudnessCap& o) noexcept {
         _crossing_age = o._crossing_age;
         _jump_age = o._jump_age;
         _rise_age = o._rise_age;
-        _rise_jump = o._rise_jump;
+        _rise_cross = o._rise_cross;
+        _since_led = o._since_led;
         _since_sum = o._since_sum;
         _since_n = o._since_n;
         _rise_count = o._rise_count;
@@ -432,7 +436,8 @@ void LoudnessCap::end_segment() noexcept {
     _rise_age = std::min(_rise_age + 1, idle_age);
     if (m > share) {
         if (mprev <= share) _crossing_age = 0;
-        const bool jump = m > _jump_ratio * mprev || (m1 > _rise_ratio * ref && m > _jump_ratio * ref);
+        const bool jump = m > _jump_ratio * mprev || (m1 > _rise_ratio * ref && m > _jump_ratio * ref) ||
+                          (m > _loud_jump_ratio * share && m > _rise_fast_ratio * mprev);
         const bool in_step = _jump_age < nseg; // (before this segment) the second after a jump
         if (jump) _jump_age = 0;
         const bool fast = m > _rise_fast_ratio * mprev;
@@ -441,7 +446,8 @@ void LoudnessCap::end_segment() noexcept {
         // followed does not restart it); another jump does.
         if ((fast || pair) && _rise_age >= 2 && (jump || !in_step)) {
             _rise_age = 0;
-            _rise_jump = jump;
+            _rise_cross = jump && mprev <= share; // a step out of a second under the cap
+            _since_led = false;
             _since_n = fast ? 0 : 1; // a pair: the segment before counts too
             for (int c = 0; c < _channels; ++c) {
                 const std::size_t k = static_cast<std::size_t>(c);
@@ -497,10 +503,10 @@ void LoudnessCap::end_segment() noexcept {
         if (after_rise) {
             _since_sum[k] += x;
             const double pr = _since_sum[k] / static_cast<double>(_since_n);
-            const double wr = _rise_jump ? std::max(w, std::clamp((power_to_db(pr / share) - since_from_db) /
-                                                                      (since_full_db - since_from_db),
-                                                                  0.0, 1.0))
-                                         : w;
+            const double wr = _rise_cross ? std::max(w, std::clamp((power_to_db(pr / share) - since_from_db) /
+                                                                       (since_full_db - since_from_db),
+                                                                   0.0, 1.0))
+                                          : w;
             const double pp = pr > p1 ? p1 + wr * (pr - p1) : p1;
             if (pp >= p) {
                 p = pp;
@@ -516,10 +522,13 @@ void LoudnessCap::end_segment() noexcept {
     // Detector gain: down at once, up at the release rate (in the first second after a rise it
     // follows the mean since the rise both ways); min() with 1 lands exactly on 1 (idle).
     const double req = (_enabled && p_max > share) ? std::max(std::sqrt(share / p_max), _gain_floor) : 1.0;
+    // Once the mean since a rise has led and no longer does, the gain goes back up at the fastest
+    // release rate (it was a guess that the rise would last).
+    if (follow) _since_led = true;
     if (req <= _g_det || (follow && _enabled))
         _g_det = req;
     else
-        _g_det = std::min(req, _g_det * _rel_step);
+        _g_det = std::min(req, _g_det * (after_rise && _since_led ? _fast_rel_step : _rel_step));
 
     // Clamp: for every window that ends h = 1..100 segments from now and starts after the first
     // second of the last crossing and after the first jump_exempt_segments of the last jump, the

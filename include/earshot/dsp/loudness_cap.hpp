@@ -68,6 +68,7 @@ public:
     static constexpr double clamp_depth_db = 6.0;           // clamp: at most this far under g_det
     static constexpr double clamp_release_db_per_s = 6.0;   // clamp: recovery rate, dB/s
     static constexpr double jump_db = 8.0;                  // a jump: this far over the last second
+    static constexpr double loud_jump_db = 10.0;            //   (or rise_fast_db, and this far over the cap)
     static constexpr int jump_exempt_segments = 3;          // windows holding these are not held
     static constexpr double rise_db = 3.0;                  // a rise: two segments this far over,
     static constexpr double rise_fast_db = 6.0;             //   or one this far over the last second
@@ -174,11 +175,13 @@ private:
     bool _enabled = false;                               // cap on (else the gain returns to 1)
     double _release_db_per_s = default_release_db_per_s; // g_det recovery, dB/s
     double _rel_step = 1;                                // g_det release factor per segment (> 1)
+    double _fast_rel_step = 1;                           // ... after the mean since a rise led it
     double _clamp_rel_step = 1;                          // clamp release factor per segment (> 1)
     double _cap_fall_step = 1;                           // cap glide factor per segment (< 1, power)
     double _jump_ratio = 4;                              // 10^(jump_db / 10)
     double _rise_ratio = 2;                              // 10^(rise_db / 10)
     double _rise_fast_ratio = 4;                         // 10^(rise_fast_db / 10)
+    double _loud_jump_ratio = 10;                        // 10^(loud_jump_db / 10)
     double _trend_ratio = 1;                             // 10^(trend_margin_db / 10)
     double _tolerance = 1;                               // 10^(tolerance_db / 10)
     double _weight_fall = 0;                             // short-mean weight decay per segment
@@ -202,7 +205,8 @@ private:
     int _crossing_age = idle_age;                     // segments since the last crossing onset
     int _jump_age = idle_age;                         // segments since the last jump
     int _rise_age = idle_age;                         // segments since the last rise
-    bool _rise_jump = false;                          // ... which was a jump
+    bool _rise_cross = false;                         // ... a jump out of a second under the cap
+    bool _since_led = false;                          // the mean since it has led g_det
     std::array<double, max_channels> _since_sum{};    // x_A^2 since the last rise (first second)
     int _since_n = 0;                                 // segments in it
     std::array<int, max_channels> _rise_count{};      // segments the 50 ms mean led the 150 ms one
