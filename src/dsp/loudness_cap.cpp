@@ -35,6 +35,16 @@ bool finite_state(const std::array<std::array<double, 2>, 3>& z) noexcept {
 }
 
 using detail::BiquadLanes;
+
+// v = {a[0], .., a[L-1]} (by reference: wide vectors are never passed by value).
+template <int L, typename T>
+[[gnu::always_inline]] inline void gather(typename detail::VecD<L>::type& v, const T* a) noexcept {
+    if constexpr (L == 2)
+        v = typename detail::VecD<2>::type{static_cast<double>(a[0]), static_cast<double>(a[1])};
+    else
+        v = typename detail::VecD<4>::type{static_cast<double>(a[0]), static_cast<double>(a[1]),
+                                           static_cast<double>(a[2]), static_cast<double>(a[3])};
+}
 } // namespace
 
 void LoudnessCap::prepare(double fs_hz, int channels, bool eardrum) {
@@ -250,18 +260,26 @@ template <int L>
         caps[q]->ramp_of_chunk(ga_q[q], gs_q[q]);
         ramp = ramp || gs_q[q] != 0.0;
     }
-    V ga, gs, d;
+    double ga_l[L], gs_l[L], d_l[L];
+    const float* p[L];
     for (int k = 0; k < L; ++k) {
-        ga[k] = ga_q[k / 2];
-        gs[k] = gs_q[k / 2];
-        d[k] = caps[k / 2]->_dither;
+        ga_l[k] = ga_q[k / 2];
+        gs_l[k] = gs_q[k / 2];
+        d_l[k] = caps[k / 2]->_dither;
+        p[k] = x[k];
     }
+    V ga, gs, d;
+    gather<L>(ga, ga_l);
+    gather<L>(gs, gs_l);
+    gather<L>(d, d_l);
     const V zero{};
     V sum = zero, out = zero;
     if (!ramp) { // steady gains: the output energy is ga^2 times the input's (below)
         for (uint32_t i = 0; i < n; ++i) {
+            float in[L];
+            for (int k = 0; k < L; ++k) in[k] = p[k][i];
             V raw;
-            for (int k = 0; k < L; ++k) raw[k] = static_cast<double>(x[k][i]);
+            gather<L>(raw, in);
             V a = (raw - raw == 0.0 ? raw : zero) + d; // non-finite -> 0, as sanitise()
             d = -d;
             s0.step(a);
@@ -271,8 +289,10 @@ template <int L>
         }
     } else {
         for (uint32_t i = 0; i < n; ++i) {
+            float in[L];
+            for (int k = 0; k < L; ++k) in[k] = p[k][i];
             V raw;
-            for (int k = 0; k < L; ++k) raw[k] = static_cast<double>(x[k][i]);
+            gather<L>(raw, in);
             V a = (raw - raw == 0.0 ? raw : zero) + d;
             d = -d;
             s0.step(a);
