@@ -560,9 +560,9 @@ void LoudnessCap::end_segment() noexcept {
     // ... and, in the second after a crossing, the window that starts on the next 1 s boundary of
     // the segment clock (the dose meter's interval after the onset's own, when aligned).
     int h_grid = 0;
-    if (_crossing_age < nseg) {
+    if (_crossing_age < 2 * nseg) {
         const int phase_o = ((_seg_phase - _crossing_age) % nseg + nseg) % nseg;
-        if (phase_o != 0) h_grid = (nseg - phase_o) - _crossing_age + nseg - 1;
+        if (phase_o != 0) h_grid = (nseg - phase_o) + nseg - 1 - _crossing_age; // until it has closed
         if (h_grid < 1 || h_grid > nseg || h_grid >= h_min) h_grid = 0;
     }
     _seg_phase = _seg_phase + 1 == nseg ? 0 : _seg_phase + 1;
