@@ -93,6 +93,7 @@ void LoudnessCap::set_release_db_per_s(double db_per_s) noexcept {
     _rise_ratio = std::pow(10.0, rise_db / 10.0);
     _rise_fast_ratio = std::pow(10.0, rise_fast_db / 10.0);
     _loud_jump_ratio = std::pow(10.0, loud_jump_db / 10.0);
+    _since_decay_ratio = std::pow(10.0, since_decay_db / 10.0);
     _trend_ratio = std::pow(10.0, trend_margin_db / 10.0);
     _tolerance = std::pow(10.0, tolerance_db / 10.0);
     _weight_fall = seg_s / short_hold_s;
@@ -117,12 +118,11 @@ void LoudnessCap::reset() noexcept {
     _was_enabled = false;
     _crossing_age = _jump_age = _rise_age = idle_age;
     _rise_cross = false;
-    _since_led = false;
     _since_sum = {};
     _since_n = 0;
     _rise_count = {};
     _short_weight = {};
-    _g_det = _g_clamp = 1.0;
+    _g_det = _g_slow = _g_clamp = 1.0;
     _g0 = _g1 = 1.0;
     _level_ms = 0.0;
     _min_gain = 1.0f;
@@ -163,12 +163,12 @@ void LoudnessCap::copy_state_from(const LoudnessCap& o) noexcept {
         _jump_age = o._jump_age;
         _rise_age = o._rise_age;
         _rise_cross = o._rise_cross;
-        _since_led = o._since_led;
         _since_sum = o._since_sum;
         _since_n = o._since_n;
         _rise_count = o._rise_count;
         _short_weight = o._short_weight;
         _g_det = o._g_det;
+        _g_slow = o._g_slow;
         _g_clamp = o._g_clamp;
         _g0 = o._g0;
         _g1 = o._g1;
@@ -184,7 +184,7 @@ void LoudnessCap::copy_state_from(const LoudnessCap& o) noexcept {
     reset();
     _seg_pos = pos < _seg_len ? pos : 0;
     _seg_phase = phase;
-    _g_det = _g0 = _g1 = g;
+    _g_det = _g_slow = _g0 = _g1 = g;
     _min_gain = o.gain();
 }
 
@@ -467,8 +467,7 @@ void LoudnessCap::end_segment() noexcept {
         if ((fast || pair) && _rise_age >= 2 && (jump || !in_step)) {
             _rise_age = 0;
             _rise_cross = jump && mprev <= share; // a step out of a second under the cap
-            _since_led = false;
-            _since_n = fast ? 0 : 1; // a pair: the segment before counts too
+            _since_n = fast ? 0 : 1;              // a pair: the segment before counts too
             for (int c = 0; c < _channels; ++c) {
                 const std::size_t k = static_cast<std::size_t>(c);
                 _since_sum[k] = fast ? 0.0 : _ring[k][prev];
@@ -485,7 +484,7 @@ void LoudnessCap::end_segment() noexcept {
     bool follow = false; // the mean since a rise governs: g_det follows it both ways
     if (after_rise) ++_since_n;
     std::array<double, max_channels> pred{};
-    double p_max = 0.0, level = 0.0;
+    double p_max = 0.0, p1_max = 0.0, level = 0.0;
     for (int c = 0; c < _channels; ++c) {
         const std::size_t k = static_cast<std::size_t>(c);
         auto& ring = _ring[k];
@@ -523,10 +522,15 @@ void LoudnessCap::end_segment() noexcept {
         if (after_rise) {
             _since_sum[k] += x;
             const double pr = _since_sum[k] / static_cast<double>(_since_n);
+            // Within music that was already near the cap (not a crossing) a rise must also hold:
+            // the weight grows over its first four segments and is 0 while the latest segment
+            // is 3 dB or more under the mean since the rise (a hit decaying, not a step).
+            const double hold = std::min(1.0, static_cast<double>(_since_n - 1) /
+                                                  static_cast<double>(since_hold_segments - 1));
             const double wr = _rise_cross ? std::max(w, std::clamp((power_to_db(pr / share) - since_from_db) /
                                                                        (since_full_db - since_from_db),
                                                                    0.0, 1.0))
-                                          : w;
+                                          : (x * _since_decay_ratio >= pr ? w * hold : 0.0);
             const double pp = pr > p1 ? p1 + wr * (pr - p1) : p1;
             if (pp >= p) {
                 p = pp;
@@ -535,20 +539,27 @@ void LoudnessCap::end_segment() noexcept {
         }
         pred[k] = p;
         p_max = std::max(p_max, p);
+        p1_max = std::max(p1_max, p1);
         level = std::max(level, e1);
     }
     _level_ms = level / (static_cast<double>(nseg) * seg);
 
-    // Detector gain: down at once, up at the release rate (in the first second after a rise it
-    // follows the mean since the rise both ways); min() with 1 lands exactly on 1 (idle).
+    // Detector gain: down at once; up at the release rate, but at max_release_db_per_s while it
+    // is under what the 1 s means alone ask for (g_slow: their gain, itself down at once and up at
+    // the release rate; what the fast estimates took away beyond it was a guess about a level that
+    // did not last); in the first second after a rise it follows the mean since the rise both
+    // ways. min() with 1 lands exactly on 1 (idle).
     const double req = (_enabled && p_max > share) ? std::max(std::sqrt(share / p_max), _gain_floor) : 1.0;
-    // Once the mean since a rise has led and no longer does, the gain goes back up at the fastest
-    // release rate (it was a guess that the rise would last).
-    if (follow) _since_led = true;
-    if (req <= _g_det || (follow && _enabled))
+    const double g_box =
+        (_enabled && p1_max > share) ? std::max(std::sqrt(share / p1_max), _gain_floor) : 1.0;
+    _g_slow = g_box <= _g_slow ? g_box : std::min(g_box, _g_slow * _rel_step);
+    if (req <= _g_det || (follow && _enabled)) {
         _g_det = req;
-    else
-        _g_det = std::min(req, _g_det * (after_rise && _since_led ? _fast_rel_step : _rel_step));
+    } else if (_g_det < _g_slow) {
+        _g_det = std::min({req, _g_slow, _g_det * _fast_rel_step});
+    } else {
+        _g_det = std::min(req, _g_det * _rel_step);
+    }
 
     // Clamp: for every window that ends h = 1..100 segments from now and starts after the first
     // second of the last crossing and after the first jump_exempt_segments of the last jump, the

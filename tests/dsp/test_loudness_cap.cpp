@@ -818,9 +818,9 @@ Verdict capped(const Stereo& x, double fs, uint32_t seed, bool eardrum = false, 
 }
 
 // The first-second bound of a step of `over` dB from silence or from under the cap: about the
-// first 10 ms of the step at the old gain (one segment to measure it; the next one ramps).
+// first 15 ms of the step at the old gain (one segment to measure it; the next one ramps).
 double first_second_bound(double over) {
-    return std::max(1.6, 10.0 * std::log10(1.0 + 0.012 * std::pow(10.0, over / 10.0)));
+    return std::max(1.6, 10.0 * std::log10(1.0 + 0.015 * std::pow(10.0, over / 10.0)));
 }
 } // namespace
 
@@ -1287,6 +1287,60 @@ Figures band_figures(double fs, double over_db, double seconds, uint32_t seed, d
 }
 } // namespace
 
+TEST_CASE("cap: onset, ramp and music figures for docs/protection.md", "[.figures]") {
+    const double fs = 48000;
+    std::printf(
+        "steps at 3.005 s (48 kHz): worst sliding window clear of the first second / worst dose second "
+        "after the onset's / worst window overlapping the first second, dB re the cap\n");
+    for (double f : {1000.0, 0.0}) {
+        const Stereo c = carrier(fs, f, samples(fs, 7.0), 3);
+        for (double base : {-90.0, -1.0, 3.0, 10.0}) {
+            std::printf("%s from %s:", f > 0 ? "1 kHz" : "pink ",
+                        base < -50 ? "silence" : (base < 0 ? "-1 dB  " : (base < 5 ? "+3 dB  " : "+10 dB ")));
+            for (double step : {3.0, 6.0, 10.0, 20.0, 30.0, 40.0}) {
+                const double to = base < -50.0 ? step : base + step;
+                std::vector<double> env(c.size());
+                for (std::size_t i = 0; i < env.size(); ++i)
+                    env[i] = cap_db + (static_cast<double>(i) >= 3.005 * fs ? to : base);
+                const Verdict v = capped(shaped(c, env), fs, 11);
+                std::printf("  +%.0f: %+.2f/%+.2f/%+.2f", step, v.sliding, v.dose, v.first);
+            }
+            std::printf("\n");
+        }
+    }
+    std::printf(
+        "ramps -20 -> +20 -> -20 dB re the cap: worst sliding window 1 s after the crossing / dose second\n");
+    for (double rate : {1.0, 3.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 40.0}) {
+        const double up_s = 40.0 / rate;
+        const std::size_t n = samples(fs, 2.0 + 2.0 * up_s + 3.0);
+        std::printf("%4.0f dB/s:", rate);
+        for (double f : {1000.0, 0.0}) {
+            const Stereo c = carrier(fs, f, n, 5);
+            std::vector<double> env(n);
+            for (std::size_t i = 0; i < n; ++i) {
+                const double t = static_cast<double>(i) / fs;
+                env[i] = cap_db + std::min(std::clamp(-20.0 + rate * (t - 1.0), -20.0, 20.0),
+                                           std::clamp(20.0 - rate * (t - 2.0 - up_s), -20.0, 20.0));
+            }
+            const Verdict v = capped(shaped(c, env), fs, 12);
+            std::printf("  %s %+.2f / %+.2f", f > 0 ? "1 kHz" : "pink", v.sliding, v.dose);
+        }
+        std::printf("\n");
+    }
+    std::printf(
+        "the synthetic band (30 s, 48 kHz, seeds 7..9): cap re the median second | worst sliding | gain "
+        "min / std / movement | deepest under the need | longest > 2 dB / > 1 dB under it\n");
+    for (double over : {-6.0, -3.0, -2.0, -1.0, 0.0, 3.0}) {
+        for (uint32_t seed : {7u, 8u, 9u}) {
+            const Music mu = music_run(band_at(fs, 30.0, seed, over), fs);
+            const MusicFigures fg = music_figures(mu);
+            std::printf(
+                "cap %+.0f dB seed %u | %+.2f | %.2f / %.2f / %.2f dB/s | %.2f dB | %.2f s / %.2f s\n", -over,
+                seed, mu.v.sliding, fg.gain_min, fg.gain_std, fg.move, fg.dip, fg.dip2_s, fg.hole_s);
+        }
+    }
+}
+
 TEST_CASE("cap: figures for docs/protection.md", "[.figures]") {
     std::printf("worst 1 s window after the first second of a step, dB over the cap (aligned / sliding)\n");
     for (double fs : {44100.0, 48000.0, 96000.0}) {
@@ -1343,6 +1397,29 @@ TEST_CASE("cap: cost per ear-sample", "[.bench]") {
             loud ? "capping" : "idle", 1e9 * s / (2.0 * static_cast<double>(x.size())),
             static_cast<double>(x.size()) / fs / s);
     }
+    // Two stereo caps in lockstep (process_two), both kernels.
+    for (bool baseline : {false, true}) {
+        LoudnessCap::force_baseline_two(baseline);
+        Stereo x = b, y = b;
+        scale(x, 20.0);
+        scale(y, 15.0);
+        LoudnessCap c1, c2;
+        for (LoudnessCap* c : {&c1, &c2}) {
+            c->prepare(fs, 2);
+            c->set_cap_db(cap_db);
+            c->set_enabled(true);
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        for (std::size_t pos = 0; pos + 64 <= x.size(); pos += 64) {
+            float* ia[2] = {x.l.data() + pos, x.r.data() + pos};
+            float* ib[2] = {y.l.data() + pos, y.r.data() + pos};
+            LoudnessCap::process_two(c1, ia, 2, c2, ib, 2, 64);
+        }
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::printf("process_two (%s, capping): %.2f ns per ear-sample\n", LoudnessCap::two_kernel_name(),
+                    1e9 * s / (4.0 * static_cast<double>(x.size())));
+    }
+    LoudnessCap::force_baseline_two(false);
     // For scale: the dose meter of the same two ears (LevelMeter::process_pair).
     LevelMeter m[2];
     for (auto& mm : m) mm.prepare(fs);

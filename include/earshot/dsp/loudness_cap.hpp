@@ -74,6 +74,8 @@ public:
     static constexpr double rise_fast_db = 6.0;             //   or one this far over the last second
     static constexpr double since_from_db = 3.0;            // after a jump, the mean since it counts
     static constexpr double since_full_db = 6.0;            //   from this far over the cap, fully here
+    static constexpr int since_hold_segments = 4;           // else it counts fully after 4 segments,
+    static constexpr double since_decay_db = 3.0;           //   and not while this far under its mean
     static constexpr double cap_fall_db_per_s = 20.0;       // a lowered cap glides down this fast
     static constexpr double max_reduction_db = 60.0;        // the gain never goes below -60 dB
 
@@ -175,13 +177,14 @@ private:
     bool _enabled = false;                               // cap on (else the gain returns to 1)
     double _release_db_per_s = default_release_db_per_s; // g_det recovery, dB/s
     double _rel_step = 1;                                // g_det release factor per segment (> 1)
-    double _fast_rel_step = 1;                           // ... after the mean since a rise led it
+    double _fast_rel_step = 1;                           // ... under the 1 s means' own gain
     double _clamp_rel_step = 1;                          // clamp release factor per segment (> 1)
     double _cap_fall_step = 1;                           // cap glide factor per segment (< 1, power)
     double _jump_ratio = 4;                              // 10^(jump_db / 10)
     double _rise_ratio = 2;                              // 10^(rise_db / 10)
     double _rise_fast_ratio = 4;                         // 10^(rise_fast_db / 10)
     double _loud_jump_ratio = 10;                        // 10^(loud_jump_db / 10)
+    double _since_decay_ratio = 2;                       // 10^(since_decay_db / 10)
     double _trend_ratio = 1;                             // 10^(trend_margin_db / 10)
     double _tolerance = 1;                               // 10^(tolerance_db / 10)
     double _weight_fall = 0;                             // short-mean weight decay per segment
@@ -206,12 +209,12 @@ private:
     int _jump_age = idle_age;                         // segments since the last jump
     int _rise_age = idle_age;                         // segments since the last rise
     bool _rise_cross = false;                         // ... a jump out of a second under the cap
-    bool _since_led = false;                          // the mean since it has led g_det
     std::array<double, max_channels> _since_sum{};    // x_A^2 since the last rise (first second)
     int _since_n = 0;                                 // segments in it
     std::array<int, max_channels> _rise_count{};      // segments the 50 ms mean led the 150 ms one
     std::array<double, max_channels> _short_weight{}; // how much the 150 ms mean counts (0..1)
     double _g_det = 1;                                // detector gain (smoothed), linear
+    double _g_slow = 1;                               // the 1 s means' own gain (smoothed)
     double _g_clamp = 1;                              // clamp factor on top of it (<= 1)
     double _g0 = 1, _g1 = 1;                          // gain at the start / end of the segment
     double _level_ms = 0;                             // detector output (louder ear), re 1.0
