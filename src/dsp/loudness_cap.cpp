@@ -260,17 +260,13 @@ template <int L>
         caps[q]->ramp_of_chunk(ga_q[q], gs_q[q]);
         ramp = ramp || gs_q[q] != 0.0;
     }
-    double ga_l[L], gs_l[L], d_l[L];
+    double d_l[L];
     const float* p[L];
     for (int k = 0; k < L; ++k) {
-        ga_l[k] = ga_q[k / 2];
-        gs_l[k] = gs_q[k / 2];
         d_l[k] = caps[k / 2]->_dither;
         p[k] = x[k];
     }
-    V ga, gs, d;
-    gather<L>(ga, ga_l);
-    gather<L>(gs, gs_l);
+    V d;
     gather<L>(d, d_l);
     const V zero{};
     V sum = zero, out = zero;
@@ -288,6 +284,14 @@ template <int L>
             sum += a * a;
         }
     } else {
+        double ga_l[L], gs_l[L];
+        for (int k = 0; k < L; ++k) {
+            ga_l[k] = ga_q[k / 2];
+            gs_l[k] = gs_q[k / 2];
+        }
+        V ga, gs;
+        gather<L>(ga, ga_l);
+        gather<L>(gs, gs_l);
         for (uint32_t i = 0; i < n; ++i) {
             float in[L];
             for (int k = 0; k < L; ++k) in[k] = p[k][i];

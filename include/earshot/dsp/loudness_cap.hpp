@@ -5,23 +5,25 @@
 //
 // Signal path (feed-forward, channels linked, in place, no added latency), per 10 ms segment:
 //   x_c --sanitise--[diffuse-field correction]--> A-weighting --> x_A^2, summed per segment and ear
-//   detector: P = max(1 s mean + w (150 ms mean - 1 s mean)+ [, the trend estimate on a steady
-//                     rise] [, the mean since a rise, in its first second]), per ear; w = 0 while
-//                     the 1 s mean has been 2 dB or more under the cap for 8 s, 1 within 0.5 dB
-//   g_det -> min(1, sqrt(cap / P_louder ear)): down at once, up at <= release_db_per_s (3 dB/s)
+//   detector: q = max(150 ms mean [, the trend estimate on a steady rise] [, the mean since a
+//             rise, in its first second]); P = 1 s mean + w (q - 1 s mean)+, per ear; w = 0 while
+//             the 1 s mean has been 2 dB or more under the cap for 8 s, 1 within 0.5 dB of it
+//   g_det -> min(1, sqrt(cap / P_louder ear)): down at once; up at 20 dB/s while under g_slow (the
+//             1 s means' own gain), which itself comes up at release_db_per_s (3 dB/s)
 //   clamp:    the output's own A-weighted energy per segment is kept; for every 1 s window that ends
-//             1..100 segments from now (and starts after the first second of an onset), the output
-//             already in it plus the rest at P * g_det^2 must stay within the cap + 0.4 dB.
-//             c -> the factor on top of g_det this needs (at most 6 dB deep): down at once, up at
-//             6 dB/s
+//             1..100 segments from now (onset rules below), the output already in it plus the
+//             rest at P * g_det^2 must stay within the cap + 0.4 dB. c -> the factor on top of
+//             g_det this needs (at most 6 dB deep): down at once, up at 6 dB/s
 //   g = g_det * c (>= -60 dB) --> linear ramp across the next segment --> x_c *= g
-// The 1 s mean alone is exact on steady signals (g^2 P = cap once the window is full); the 150 ms
-// mean follows a rise (accent, crescendo, fader) within 150 ms, so the reduction is proportionate
-// and is not paid back later; the clamp holds the windows where that is not enough (fast ramps).
-// Onsets (docs/protection.md): a crossing (a segment above the cap after a whole second without
-// one) or a jump (a segment 8 dB louder than every segment of the second before). The first second
-// after a crossing, and the windows that contain the first 30 ms of a jump, are not held (no causal
-// limiter can hold them); everything after is. Below the cap g is exactly 1 (no pumping).
+// The 1 s mean alone is exact on steady signals (g^2 P = cap once the window is full); the fast
+// estimates follow a rise (accent, crescendo, fader, step) within 10..150 ms, so the reduction
+// comes while the louder passage plays instead of being paid back later; the clamp holds the
+// windows where that is not enough. Onsets (docs/protection.md): a crossing (a segment over the cap
+// after a whole second without one) or a jump (a segment 8 dB over every segment of the second
+// before, or 10 dB over the cap and 6 dB over them). The windows starting in the first second after
+// a crossing (but the one on the next 1 s boundary of the segment clock: the dose interval after
+// the onset's) and the windows holding the first 30 ms of a jump are not held (no causal limiter
+// can hold them); everything else is. Below the cap g is exactly 1 (no pumping).
 // The detector is the dose meter's own measure (the same AcWeighting design and, for
 // `reference: eardrum`, the same DiffuseFieldCorrection before it). Peaks are the true-peak
 // limiter's job (it follows this unit). docs/protection.md has the design, the time constants and
