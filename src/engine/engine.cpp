@@ -485,6 +485,14 @@ bool Engine::pop_meter(MeterFrame& f) noexcept {
 
 void Engine::swap_rt(MixGraph* ng) noexcept {
     MixGraph* og = _rt->live;
+    // Caps that inherit no state close their 10 ms segments on the engine clock, so any two of
+    // them run in lockstep (process_two) and on the dose meter's 1 s grid.
+    for (Strip& s : ng->strips) {
+        const bool inherits = og && s.inherit >= 0 &&
+                              static_cast<std::size_t>(s.inherit) < og->strips.size() &&
+                              og->strips[static_cast<std::size_t>(s.inherit)].has_cap;
+        if (s.has_cap && !inherits) s.cap.align_to(_rt->clock);
+    }
     if (og) {
         for (Strip& s : ng->strips) {
             if (s.inherit < 0 || static_cast<std::size_t>(s.inherit) >= og->strips.size()) continue;
@@ -628,7 +636,7 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
         }
     }
 
-    // Mix, master, limiter, clamp; copy to the outputs.
+    // Mix and master.
     for (Strip& s : g->strips) {
         float* b0 = s.buf[0].data();
         float* b1 = s.buf[1].data();
@@ -684,13 +692,38 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
                     for (uint32_t i = 0; i < n; ++i) b1[i] *= m;
             }
         }
-        float* io[2] = {b0, b1};
-        if (s.has_cap) {
-            s.cap.process(io, s.channels, n); // loudness cap (slow, A-weighted), no delay
-            const float cg = s.cap.take_min_gain();
-            s.dose_cap_min = std::min(s.dose_cap_min, cg);
-            s.meter_cap_min = std::min(s.meter_cap_min, cg);
+    }
+    // Loudness caps (slow, A-weighted, no delay), two strips at a time: aligned to the engine clock
+    // (swap_rt), two stereo caps run their detectors in lockstep (four ears per pass with AVX2).
+    Strip* cap_held = nullptr; // a strip with a cap waiting for a partner
+    auto cap_stats = [](Strip& s) {
+        const float cg = s.cap.take_min_gain();
+        s.dose_cap_min = std::min(s.dose_cap_min, cg);
+        s.meter_cap_min = std::min(s.meter_cap_min, cg);
+    };
+    for (Strip& s : g->strips) {
+        if (!s.has_cap) continue;
+        if (!cap_held) {
+            cap_held = &s;
+            continue;
         }
+        float* ia[2] = {cap_held->buf[0].data(), cap_held->buf[1].data()};
+        float* ib[2] = {s.buf[0].data(), s.buf[1].data()};
+        dsp::LoudnessCap::process_two(cap_held->cap, ia, cap_held->channels, s.cap, ib, s.channels, n);
+        cap_stats(*cap_held);
+        cap_stats(s);
+        cap_held = nullptr;
+    }
+    if (cap_held) {
+        float* io[2] = {cap_held->buf[0].data(), cap_held->buf[1].data()};
+        cap_held->cap.process(io, cap_held->channels, n);
+        cap_stats(*cap_held);
+    }
+    // Guard gain, limiter, clamp; copy to the outputs.
+    for (Strip& s : g->strips) {
+        float* b0 = s.buf[0].data();
+        float* b1 = s.buf[1].data();
+        float* io[2] = {b0, b1};
         if (s.guard.ramping()) {
             float* gn = s.gains.data();
             s.guard.fill(gn, n);

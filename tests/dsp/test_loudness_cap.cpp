@@ -11,13 +11,16 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 using earshot::dsp::LevelMeter;
@@ -657,6 +660,585 @@ TEST_CASE("cap: settings, clamps and prepare errors", "[dsp][cap]") {
 }
 
 namespace {
+// ---- The judge for the tests below: the dose meter's A-weighted energy of the output in short
+// blocks (1 ms; 1/300 s at 44.1 kHz), prefix-summed per ear, so that every sliding 1 s window is
+// read in O(1); and the onsets of the input (docs/protection.md), from its own 10 ms levels.
+constexpr double inf = std::numeric_limits<double>::infinity();
+
+struct Judge {
+    double fs = 0;
+    std::size_t blk = 1, per_s = 1;
+    int channels = 2;
+    std::vector<double> pre[2]; // prefix sums of A^2 per block
+    std::size_t windows() const { return pre[0].size() > per_s ? pre[0].size() - per_s : 0; }
+    // The louder ear's level (dB re 1.0) over the 1 s window starting at block b.
+    double window_db(std::size_t b) const {
+        double best = -inf;
+        for (int c = 0; c < channels; ++c) {
+            const auto& p = pre[static_cast<std::size_t>(c)];
+            best =
+                std::max(best, 10.0 * std::log10((p[b + per_s] - p[b]) / static_cast<double>(per_s * blk)));
+        }
+        return best;
+    }
+    double t(std::size_t b) const { return static_cast<double>(b * blk) / fs; }
+};
+
+Judge judge(const Stereo& y, int channels, double fs, bool eardrum = false) {
+    Judge j;
+    j.fs = fs;
+    j.channels = channels;
+    const long f = std::lround(fs);
+    j.blk = static_cast<std::size_t>(f % 1000 == 0 ? f / 1000 : f / 300);
+    j.per_s = static_cast<std::size_t>(f) / j.blk;
+    LevelMeter m[2];
+    for (auto& mm : m) mm.prepare(fs, eardrum);
+    for (int c = 0; c < channels; ++c) j.pre[c].push_back(0.0);
+    for (std::size_t i = 0; i + j.blk <= y.size(); i += j.blk) {
+        for (int c = 0; c < channels; ++c) {
+            const float* p = (c == 0 ? y.l.data() : y.r.data()) + i;
+            m[c].process(p, static_cast<uint32_t>(j.blk));
+            j.pre[c].push_back(j.pre[c].back() + m[c].take().sum_sq_a);
+        }
+    }
+    return j;
+}
+
+// Onsets (s) of an input: a crossing is a 10 ms segment (louder ear, from t = 0) over the cap
+// after a whole second without one; a jump is one 8 dB over every segment of the second before,
+// or 8 dB over all but the previous one when that one was already 3 dB over them, or one 10 dB
+// over the cap and 6 dB over every segment of the second before.
+std::vector<double> onsets(const Stereo& x, int channels, double fs, double cap, bool eardrum = false) {
+    const Levels lv = measure(x, channels, fs, eardrum);
+    std::vector<double> m(lv.size());
+    for (std::size_t k = 0; k < lv.size(); ++k) {
+        double e = 0.0;
+        for (int c = 0; c < channels; ++c) e = std::max(e, lv.sum[c][k]);
+        m[k] = 10.0 * std::log10(std::max(e / lv.cnt[k], 1e-300)) - cap;
+    }
+    std::vector<double> out;
+    for (std::size_t k = 0; k < m.size(); ++k) {
+        double mprev = -inf, ref = -inf;
+        for (std::size_t j = k >= 100 ? k - 100 : 0; j < k; ++j) {
+            mprev = std::max(mprev, m[j]);
+            if (j + 1 < k) ref = std::max(ref, m[j]);
+        }
+        const bool crossing = m[k] > 0.0 && mprev <= 0.0;
+        const bool jump =
+            m[k] > 0.0 && (m[k] > mprev + 8.0 || (k > 0 && m[k - 1] > ref + 3.0 && m[k] > ref + 8.0) ||
+                           (m[k] > 10.0 && m[k] > mprev + 6.0));
+        if (crossing || jump) out.push_back(static_cast<double>(k) * lv.cnt[k] / fs);
+    }
+    return out;
+}
+
+struct Verdict {
+    double sliding = -inf; // worst window clear of every onset's first second (after the first onset)
+    double dose = -inf;    // worst aligned 1 s interval after the first onset's, holding no onset
+    double first = -inf;   // worst window overlapping a first second (the bound inside it)
+};
+
+Verdict verdict(const Judge& j, const std::vector<double>& ons, double cap) {
+    Verdict v;
+    if (ons.empty()) return v;
+    const double eps = 1e-9;
+    for (std::size_t b = 0; b < j.windows(); ++b) {
+        const double t0 = j.t(b);
+        bool overlaps = false;
+        for (double o : ons) overlaps = overlaps || (t0 + 1.0 > o + eps && t0 < o + 1.0 - eps);
+        const double l = j.window_db(b) - cap;
+        if (overlaps) {
+            v.first = std::max(v.first, l);
+        } else if (t0 >= ons.front() - eps) {
+            v.sliding = std::max(v.sliding, l);
+        }
+        if (b % j.per_s == 0 && t0 + 1.0 > ons.front() + 1.0 - eps) {
+            bool holds = false;
+            for (double o : ons) holds = holds || (o >= t0 - eps && o < t0 + 1.0 - eps);
+            if (!holds) v.dose = std::max(v.dose, l);
+        }
+    }
+    return v;
+}
+
+// An A-weighted level of `a_db` dB (re 1.0, the louder ear) on a carrier: a tone, or pink noise
+// (Voss's method: 16 random rows, row k renewed every 2^k samples), slightly quieter in the right
+// ear; the envelope env (dB, per sample) on top.
+Stereo carrier(double fs, double f_hz, std::size_t n, uint32_t seed) {
+    Stereo c{std::vector<float>(n), std::vector<float>(n)};
+    if (f_hz > 0.0) {
+        for (std::size_t i = 0; i < n; ++i)
+            c.l[i] = c.r[i] = static_cast<float>(std::sin(2 * pi * f_hz * static_cast<double>(i) / fs));
+    } else {
+        std::mt19937 rng(seed);
+        std::uniform_real_distribution<double> u(-1.0, 1.0);
+        std::array<double, 16> rows{};
+        double sum = 0.0;
+        for (auto& r : rows) sum += (r = u(rng));
+        for (std::size_t i = 0; i < n; ++i) {
+            const int k = i == 0 ? 0 : std::min(15, __builtin_ctzll(static_cast<unsigned long long>(i)));
+            sum -= rows[static_cast<std::size_t>(k)];
+            sum += (rows[static_cast<std::size_t>(k)] = u(rng));
+            c.l[i] = static_cast<float>(sum * 0.25);
+            c.r[i] = static_cast<float>(sum * 0.225);
+        }
+    }
+    // To 0 dB A-weighted (louder ear), measured over the first 2 s.
+    Stereo head{
+        std::vector<float>(c.l.begin(), c.l.begin() + static_cast<long>(std::min(n, samples(fs, 2.0)))),
+        std::vector<float>(c.r.begin(), c.r.begin() + static_cast<long>(std::min(n, samples(fs, 2.0))))};
+    const Levels lv = measure(head, 2, fs);
+    scale(c, -lv.window_db(0, lv.size()));
+    return c;
+}
+
+Stereo shaped(const Stereo& c, const std::vector<double>& env_db) {
+    Stereo y = c;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        const double g = std::pow(10.0, env_db[i] / 20.0);
+        y.l[i] = static_cast<float>(g * static_cast<double>(y.l[i]));
+        y.r[i] = static_cast<float>(g * static_cast<double>(y.r[i]));
+    }
+    return y;
+}
+
+// Runs x through a fresh cap (cap_db, enabled) in random blocks of 1..max_block frames; returns
+// the output and the verdict of the judge against the input's onsets.
+Verdict capped(const Stereo& x, double fs, uint32_t seed, bool eardrum = false, Stereo* out = nullptr,
+               uint32_t max_block = 512) {
+    LoudnessCap cap;
+    cap.prepare(fs, 2, eardrum);
+    cap.set_cap_db(cap_db);
+    cap.set_enabled(true);
+    std::mt19937 rng(seed);
+    Run r = run(cap, x, 2, rng, max_block);
+    const Verdict v = verdict(judge(r.out, 2, fs, eardrum), onsets(x, 2, fs, cap_db, eardrum), cap_db);
+    if (out) *out = std::move(r.out);
+    return v;
+}
+
+// The first-second bound of a step of `over` dB from silence or from under the cap: about the
+// first 15 ms of the step at the old gain (one segment to measure it; the next one ramps).
+double first_second_bound(double over) {
+    return std::max(1.6, 10.0 * std::log10(1.0 + 0.015 * std::pow(10.0, over / 10.0)));
+}
+} // namespace
+
+TEST_CASE("cap: steps of +3..+40 dB from silence, from under the cap and from a capped level", "[dsp][cap]") {
+    // Tones and pink noise; the step lands in the middle of a 10 ms segment. Every sliding window
+    // clear of the first second of an onset, and every aligned second after the onset's own, stays
+    // within cap + 0.5 dB; inside the first second the bound is about the step's first 10 ms.
+    const double fs = 48000;
+    for (double f : {1000.0, 0.0}) {
+        const Stereo c = carrier(fs, f, samples(fs, 7.0), 3);
+        for (double base : {-90.0, -1.0, 3.0, 10.0}) {
+            for (double step : {3.0, 6.0, 10.0, 20.0, 30.0, 40.0}) {
+                INFO("carrier " << (f > 0 ? "1 kHz" : "pink") << " base " << base << " step +" << step);
+                const double to = base < -50.0 ? step : base + step;
+                std::vector<double> env(c.size());
+                for (std::size_t i = 0; i < env.size(); ++i)
+                    env[i] = cap_db + (static_cast<double>(i) >= 3.005 * fs ? to : base);
+                const Verdict v = capped(shaped(c, env), fs, 11);
+                CAPTURE(v.sliding, v.dose, v.first);
+                CHECK(v.sliding <= 0.5);
+                CHECK(v.dose <= 0.5);
+                if (base < 0.0) CHECK(v.first <= first_second_bound(to) + 0.1);
+            }
+        }
+    }
+}
+
+TEST_CASE("cap: ramps of 1..40 dB/s up and down, tones and pink noise, 44.1..192 kHz", "[dsp][cap]") {
+    // From -20 to +20 dB re the cap and back: every sliding window that starts 1 s after the
+    // input's first crossing, and every aligned second after the crossing's own, within + 0.5 dB
+    // (the auditor's case: +3.5..+4.2 dB at 8..15 dB/s before).
+    struct R {
+        double fs, rate;
+    };
+    std::vector<R> rs;
+    for (double r : {1.0, 3.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 40.0}) rs.push_back({48000, r});
+    for (double fs : {44100.0, 96000.0, 192000.0})
+        for (double r : {6.0, 10.0, 40.0}) rs.push_back({fs, r});
+    for (const R& rr : rs) {
+        const double up_s = 40.0 / rr.rate;
+        const std::size_t n = samples(rr.fs, 2.0 + 2.0 * up_s + 3.0);
+        for (double f : {1000.0, 0.0}) {
+            const Stereo c = carrier(rr.fs, f, n, 5);
+            std::vector<double> env(n);
+            for (std::size_t i = 0; i < n; ++i) {
+                const double t = static_cast<double>(i) / rr.fs;
+                const double up = std::clamp(-20.0 + rr.rate * (t - 1.0), -20.0, 20.0);
+                const double down = std::clamp(20.0 - rr.rate * (t - 2.0 - up_s), -20.0, 20.0);
+                env[i] = cap_db + std::min(up, down);
+            }
+            INFO("fs " << rr.fs << " rate " << rr.rate << " dB/s, " << (f > 0 ? "1 kHz" : "pink"));
+            const Verdict v = capped(shaped(c, env), rr.fs, 12);
+            CAPTURE(v.sliding, v.dose, v.first);
+            CHECK(v.sliding <= 0.5);
+            CHECK(v.dose <= 0.5);
+        }
+    }
+}
+
+TEST_CASE("cap: bursts (0.05..2 s on/off) and loud/quiet alternation (0.5..3 s)", "[dsp][cap]") {
+    const double fs = 48000;
+    const Stereo c = carrier(fs, 1000.0, samples(fs, 12.0), 6);
+    const Stereo pn = carrier(fs, 0.0, samples(fs, 12.0), 7);
+    struct B {
+        double loud, quiet, on, off;
+        bool pink;
+    };
+    std::vector<B> bs;
+    for (double on : {0.05, 0.2, 0.5, 1.0, 2.0})
+        for (double off : {0.05, 0.2, 0.5, 1.0, 2.0}) {
+            bs.push_back({20.0, -40.0, on, off, false});
+            bs.push_back({30.0, -20.0, on, off, false});
+        }
+    for (double period : {0.5, 1.0, 2.0, 3.0}) {
+        bs.push_back({10.0, -10.0, period / 2, period / 2, true});
+        bs.push_back({20.0, 0.0, period / 2, period / 2, true});
+        bs.push_back({6.0, 0.0, period / 2, period / 2, true});
+    }
+    for (const B& b : bs) {
+        const Stereo& src = b.pink ? pn : c;
+        std::vector<double> env(src.size());
+        for (std::size_t i = 0; i < env.size(); ++i) {
+            const double t = static_cast<double>(i) / fs;
+            const bool loud = t >= 1.0 && std::fmod(t - 1.0, b.on + b.off) < b.on;
+            env[i] = cap_db + (loud ? b.loud : b.quiet);
+        }
+        INFO("+" << b.loud << " / " << b.quiet << " dB, " << b.on << " s on, " << b.off << " s off"
+                 << (b.pink ? ", pink" : ", 1 kHz"));
+        const Verdict v = capped(shaped(src, env), fs, 13);
+        CAPTURE(v.sliding, v.dose, v.first);
+        CHECK(v.sliding <= 0.5);
+        CHECK(v.dose <= 0.5);
+    }
+}
+
+TEST_CASE("cap: tones 50 Hz..12 kHz at 44.1..192 kHz, field and eardrum; steady gain", "[dsp][cap]") {
+    // A step to +20 dB from silence: every window clear of the first second within + 0.5 dB as the
+    // (eardrum-corrected) dose meter reads it, and from 2 s after the step the gain does not move
+    // by more than 0.1 dB (no hunting), sitting on the cap.
+    for (double fs : {44100.0, 48000.0, 96000.0, 192000.0}) {
+        for (double f : {50.0, 100.0, 1000.0, 4000.0, 12000.0}) {
+            for (bool eardrum : {false, true}) {
+                if (eardrum && fs != 48000.0 && f != 4000.0) continue; // a cross-section
+                INFO("fs " << fs << " f " << f << (eardrum ? " eardrum" : " field"));
+                Stereo c = carrier(fs, f, samples(fs, 6.0), 1);
+                if (eardrum) { // the corrected level to 0 dB
+                    const Levels lv = measure(c, 2, fs, true);
+                    scale(c, -lv.window_db(100, lv.size() - 100));
+                }
+                std::vector<double> env(c.size());
+                for (std::size_t i = 0; i < env.size(); ++i)
+                    env[i] = cap_db + (static_cast<double>(i) >= fs ? 20.0 : -90.0);
+                const Stereo x = shaped(c, env);
+                LoudnessCap cap;
+                cap.prepare(fs, 2, eardrum);
+                cap.set_cap_db(cap_db);
+                cap.set_enabled(true);
+                std::mt19937 rng(14);
+                const Run r = run(cap, x, 2, rng, 512, 3.0); // gains from 2 s after the step
+                const Verdict v =
+                    verdict(judge(r.out, 2, fs, eardrum), onsets(x, 2, fs, cap_db, eardrum), cap_db);
+                CAPTURE(v.sliding, v.dose, v.first, gain_db(r.min_gain), gain_db(r.max_gain));
+                CHECK(v.sliding <= 0.5);
+                CHECK(v.dose <= 0.5);
+                CHECK(gain_db(r.max_gain / r.min_gain) <= 0.1);
+                CHECK(v.sliding >= -0.15); // on the cap, not under it
+            }
+        }
+    }
+}
+
+namespace {
+// The gain (dB) per 10 ms segment of a cap run in segment-sized blocks, and what the music needs:
+// per segment, the constant gain that holds the loudest 1 s input window containing it at the cap.
+struct Music {
+    std::vector<double> gain, need;
+    Verdict v;
+};
+
+Music music_run(const Stereo& x, double fs) {
+    Music mu;
+    LoudnessCap cap;
+    cap.prepare(fs, 2);
+    cap.set_cap_db(cap_db);
+    cap.set_enabled(true);
+    Stereo y = x;
+    const uint32_t seg = cap.segment_samples();
+    for (std::size_t pos = 0; pos + seg <= y.size(); pos += seg) {
+        float* io[2] = {y.l.data() + pos, y.r.data() + pos};
+        cap.process(io, 2, seg);
+        mu.gain.push_back(gain_db(cap.gain())); // the gain reached at the segment's end
+    }
+    const Levels in = measure(x, 2, fs);
+    std::vector<double> w(in.size() >= 100 ? in.size() - 99 : 0);
+    for (std::size_t j = 0; j < w.size(); ++j) w[j] = in.window_db(j, 100) - cap_db;
+    mu.need.assign(mu.gain.size(), 0.0);
+    for (std::size_t k = 0; k < mu.need.size(); ++k) {
+        double worst = -inf;
+        for (std::size_t j = k >= 99 ? k - 99 : 0; j <= k && j < w.size(); ++j) worst = std::max(worst, w[j]);
+        mu.need[k] = std::min(0.0, -worst);
+    }
+    mu.v = verdict(judge(y, 2, fs), onsets(x, 2, fs, cap_db), cap_db);
+    return mu;
+}
+
+struct MusicFigures {
+    double gain_std = 0, gain_min = 0, mean = 0, dip = -inf, hole_s = 0, dip2_s = 0, move = 0;
+};
+
+// From 1 s on: the gain's spread, its deepest dip under what the music needs, the longest stretch
+// more than 1 dB under it, and the movement (sum of |change| per second).
+MusicFigures music_figures(const Music& mu) {
+    MusicFigures f;
+    double s1 = 0, s2 = 0;
+    std::size_t n = 0, run_len = 0, best = 0, run2 = 0, best2 = 0;
+    f.gain_min = inf;
+    for (std::size_t k = 100; k < mu.gain.size(); ++k, ++n) {
+        const double g = mu.gain[k];
+        s1 += g;
+        s2 += g * g;
+        f.gain_min = std::min(f.gain_min, g);
+        f.dip = std::max(f.dip, mu.need[k] - g);
+        run_len = mu.need[k] - g > 1.0 ? run_len + 1 : 0;
+        best = std::max(best, run_len);
+        run2 = mu.need[k] - g > 2.0 ? run2 + 1 : 0;
+        best2 = std::max(best2, run2);
+        f.move += std::fabs(g - mu.gain[k - 1]);
+    }
+    f.mean = s1 / static_cast<double>(n);
+    f.gain_std = std::sqrt(std::max(0.0, s2 / static_cast<double>(n) - f.mean * f.mean));
+    f.hole_s = static_cast<double>(best) * 0.01;
+    f.dip2_s = static_cast<double>(best2) * 0.01;
+    f.move /= static_cast<double>(n) * 0.01;
+    return f;
+}
+
+// The synthetic band, its median aligned 1 s window (louder ear) at `over_db` re the cap.
+Stereo band_at(double fs, double seconds, uint32_t seed, double over_db, double section_db = 0.0) {
+    Stereo b = band(fs, seconds, seed, section_db);
+    const Levels in = measure(b, 2, fs);
+    std::vector<double> w;
+    for (std::size_t j = 0; j + 100 <= in.size(); j += 100) w.push_back(in.window_db(j, 100));
+    std::nth_element(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(w.size() / 2), w.end());
+    scale(b, cap_db + over_db - w[w.size() / 2]);
+    return b;
+}
+} // namespace
+
+TEST_CASE("cap: music is capped in proportion, without holes after accents", "[dsp][cap]") {
+    // The band with the cap 3 dB over its median second (it crosses the cap on its accented bars):
+    // every window clear of the start within + 0.5 dB; the gain's standard deviation <= 1 dB; it
+    // is never more than 2 dB under what the music's own 1 s windows need for longer than 0.25 s
+    // (a hit that could be a step is followed for a few segments), never more than 5 dB under at
+    // all, and never more than 1 dB under for longer than 1 s (no holes after accents).
+    for (uint32_t seed : {7u, 8u, 9u}) {
+        INFO("seed " << seed);
+        const Music mu = music_run(band_at(48000, 30.0, seed, -3.0), 48000);
+        const MusicFigures f = music_figures(mu);
+        CAPTURE(mu.v.sliding, mu.v.dose, f.gain_std, f.gain_min, f.dip, f.dip2_s, f.hole_s, f.move);
+        CHECK(mu.v.sliding <= 0.5);
+        CHECK(mu.v.dose <= 0.5);
+        CHECK(f.gain_std <= 1.0);
+        CHECK(f.dip <= 5.0);
+        CHECK(f.dip2_s <= 0.25);
+        CHECK(f.hole_s <= 1.0);
+    }
+    // Harder: the cap at the median second, 3 dB under it, and the band with song sections. The
+    // windows still hold; the gain works harder (figures in docs/protection.md).
+    for (double over : {0.0, 3.0}) {
+        for (double fs : {44100.0, 96000.0}) {
+            INFO("over " << over << " fs " << fs);
+            const Music mu = music_run(band_at(fs, 20.0, 10, over), fs);
+            CAPTURE(mu.v.sliding, mu.v.dose);
+            CHECK(mu.v.sliding <= 0.5);
+            CHECK(mu.v.dose <= 0.5);
+        }
+    }
+    const Music ms = music_run(band_at(48000, 40.0, 9, 0.0, 3.0), 48000);
+    CAPTURE(ms.v.sliding, ms.v.dose);
+    CHECK(ms.v.sliding <= 0.5);
+    CHECK(ms.v.dose <= 0.5);
+}
+
+TEST_CASE("cap: a fader pushed up on music (2..40 dB/s)", "[dsp][cap]") {
+    // The band from -20 dB to 3 dB over the cap (median second): every window that starts 1 s
+    // after its first crossing within + 0.5 dB.
+    const double fs = 48000;
+    const Stereo b = band_at(fs, 16.0, 21, 0.0);
+    for (double rate : {2.0, 5.0, 10.0, 20.0, 40.0}) {
+        std::vector<double> env(b.size());
+        for (std::size_t i = 0; i < env.size(); ++i)
+            env[i] = std::clamp(-20.0 + rate * (static_cast<double>(i) / fs - 1.0), -20.0, 3.0);
+        INFO("rate " << rate);
+        const Verdict v = capped(shaped(b, env), fs, 15);
+        CAPTURE(v.sliding, v.dose);
+        CHECK(v.sliding <= 0.5);
+        CHECK(v.dose <= 0.5);
+    }
+}
+
+TEST_CASE("cap: steady signals settle to a constant gain", "[dsp][cap]") {
+    // 3, 10 and 30 dB over the cap: within 0.1 dB from 2 s on (tones), and pink noise, whose own
+    // 1 s level wanders, within 0.8 dB peak to peak, at -X dB on average.
+    const double fs = 48000;
+    for (double f : {100.0, 1000.0, 4000.0, 0.0}) {
+        for (double over : {3.0, 10.0, 30.0}) {
+            INFO("f " << f << " over " << over);
+            Stereo x = carrier(fs, f, samples(fs, 8.0), 2);
+            scale(x, cap_db + over);
+            LoudnessCap cap;
+            cap.prepare(fs, 2);
+            cap.set_cap_db(cap_db);
+            cap.set_enabled(true);
+            std::mt19937 rng(16);
+            const Run r = run(cap, x, 2, rng, 512, 2.0);
+            CAPTURE(gain_db(r.min_gain), gain_db(r.max_gain));
+            CHECK(gain_db(r.max_gain / r.min_gain) <= (f > 0.0 ? 0.1 : 0.8));
+            CHECK(gain_db(r.min_gain) >= -over - (f > 0.0 ? 0.1 : 0.6));
+        }
+    }
+}
+
+TEST_CASE("cap: process_two equals two caps run alone, bit for bit (both kernels)", "[dsp][cap]") {
+    INFO("kernel: " << LoudnessCap::two_kernel_name());
+    const double fs = 48000;
+    Stereo a = band(fs, 4.0, 31), b = band(fs, 4.0, 32);
+    scale(a, 12.0);
+    scale(b, 25.0);
+    a.l[1000] = std::numeric_limits<float>::quiet_NaN();
+    b.r[70000] = -std::numeric_limits<float>::infinity();
+    b.l[90000] = std::numeric_limits<float>::denorm_min();
+    for (bool baseline : {false, true}) {
+        LoudnessCap::force_baseline_two(baseline);
+        INFO("baseline " << baseline << " kernel " << LoudnessCap::two_kernel_name());
+        // Stereo, stereo: lockstep. Then the fallbacks: a mono partner, an eardrum partner, a
+        // different segment position.
+        for (int variant = 0; variant < 4; ++variant) {
+            INFO("variant " << variant);
+            LoudnessCap p1, p2, s1, s2;
+            const int ch2 = variant == 1 ? 1 : 2;
+            const bool ed2 = variant == 2;
+            for (LoudnessCap* c : {&p1, &s1}) c->prepare(fs, 2);
+            for (LoudnessCap* c : {&p2, &s2}) c->prepare(fs, ch2, ed2);
+            for (LoudnessCap* c : {&p1, &p2, &s1, &s2}) {
+                c->set_cap_db(cap_db);
+                c->set_enabled(true);
+            }
+            const uint64_t clock = 123457;
+            for (LoudnessCap* c : {&p1, &p2, &s1, &s2}) c->align_to(clock);
+            if (variant == 3)
+                for (LoudnessCap* c : {&p2, &s2}) c->align_to(clock + 7);
+            Stereo xa = a, xb = b, ya = a, yb = b;
+            std::mt19937 rng(17);
+            std::uniform_int_distribution<uint32_t> bs(1, 700);
+            for (std::size_t pos = 0; pos < a.size();) {
+                const uint32_t n = static_cast<uint32_t>(std::min<std::size_t>(bs(rng), a.size() - pos));
+                if (pos > samples(fs, 1.0) && pos < samples(fs, 1.2)) { // a cap change on the way
+                    p1.set_cap_db(cap_db - 6.0);
+                    s1.set_cap_db(cap_db - 6.0);
+                }
+                float* ia[2] = {xa.l.data() + pos, xa.r.data() + pos};
+                float* ib[2] = {xb.l.data() + pos, xb.r.data() + pos};
+                LoudnessCap::process_two(p1, ia, 2, p2, ib, ch2, n);
+                float* ja[2] = {ya.l.data() + pos, ya.r.data() + pos};
+                float* jb[2] = {yb.l.data() + pos, yb.r.data() + pos};
+                s1.process(ja, 2, n);
+                s2.process(jb, ch2, n);
+                REQUIRE(p1.gain() == s1.gain());
+                REQUIRE(p2.gain() == s2.gain());
+                REQUIRE(p1.take_min_gain() == s1.take_min_gain());
+                REQUIRE(p2.take_min_gain() == s2.take_min_gain());
+                REQUIRE(p1.level_ms() == s1.level_ms());
+                REQUIRE(p2.level_ms() == s2.level_ms());
+                pos += n;
+            }
+            // Bit for bit (NaN included: compare the bits).
+            auto same = [](const std::vector<float>& u, const std::vector<float>& v) {
+                return u.size() == v.size() && std::memcmp(u.data(), v.data(), u.size() * sizeof(float)) == 0;
+            };
+            CHECK(same(xa.l, ya.l));
+            CHECK(same(xa.r, ya.r));
+            CHECK(same(xb.l, yb.l));
+            CHECK(same(xb.r, yb.r));
+            CHECK(p1.segment_position() == s1.segment_position());
+        }
+    }
+    LoudnessCap::force_baseline_two(false);
+    // The AVX2 body directly, where the CPU has it: the same sums as the baseline.
+    if (std::string(LoudnessCap::two_kernel_name()) == "avx2") {
+        LoudnessCap u[2], v[2];
+        for (LoudnessCap* c : {&u[0], &u[1], &v[0], &v[1]}) c->prepare(fs, 2);
+        const float* x[4] = {a.l.data(), a.r.data(), b.l.data(), b.r.data()};
+        for (int rep = 0; rep < 200; ++rep) { // 2 s in 480-frame pieces (the detector alone)
+            const float* xr[4] = {x[0] + rep * 480, x[1] + rep * 480, x[2] + rep * 480, x[3] + rep * 480};
+            LoudnessCap::detect_two_avx2(u[0], u[1], xr, 480);
+            LoudnessCap::detect_two_base(v[0], v[1], xr, 480);
+        }
+        // Both wrote the same segment sums: closing the segments gives the same detector.
+        std::vector<float> z(480, 0.0f);
+        float* io[2] = {z.data(), z.data()};
+        for (LoudnessCap* c : {&u[0], &u[1], &v[0], &v[1]}) c->process(io, 2, 480);
+        CHECK(u[0].level_ms() == v[0].level_ms());
+        CHECK(u[1].level_ms() == v[1].level_ms());
+        CHECK(u[0].level_ms() > 0.0);
+    }
+}
+
+TEST_CASE("cap: align_to puts the segment boundaries on the clock", "[dsp][cap]") {
+    for (double fs : {44100.0, 48000.0}) {
+        LoudnessCap c;
+        c.prepare(fs, 2);
+        const uint32_t seg = c.segment_samples();
+        c.align_to(1000003);
+        CHECK(c.segment_position() == 1000003 % seg);
+        // Two caps aligned to the same clock at different times stay in step.
+        LoudnessCap d;
+        d.prepare(fs, 2);
+        std::vector<float> z(5000, 0.0f);
+        float* io[2] = {z.data(), z.data()};
+        c.process(io, 2, 777);
+        d.align_to(1000003 + 777);
+        CHECK(c.segment_position() == d.segment_position());
+    }
+}
+
+TEST_CASE("cap: setting changes glide, never jump", "[dsp][cap]") {
+    // A 1 kHz tone 10 dB over the cap; the cap lowered by 12 dB, then raised by 12 dB again: the
+    // gain never changes by more than 0.2 dB per 10 ms going down (the 20 dB/s glide of the cap)
+    // or rises faster than the release rate, and settles on the new cap.
+    const double fs = 48000;
+    LoudnessCap cap;
+    cap.prepare(fs, 2);
+    cap.set_cap_db(cap_db);
+    cap.set_enabled(true);
+    const auto t = tone(fs, 1000, cap_db + 10.0, 12.0);
+    std::vector<float> l(t), r(t);
+    const uint32_t seg = cap.segment_samples();
+    double prev = 0.0, worst_down = 0.0, worst_up = 0.0;
+    for (std::size_t pos = 0; pos + seg <= l.size(); pos += seg) {
+        const double ts = static_cast<double>(pos) / fs;
+        if (pos == samples(fs, 3.0)) cap.set_cap_db(cap_db - 12.0);
+        if (pos == samples(fs, 7.0)) cap.set_cap_db(cap_db);
+        float* io[2] = {l.data() + pos, r.data() + pos};
+        cap.process(io, 2, seg);
+        const double g = gain_db(cap.gain());
+        if (ts > 2.5) {
+            worst_down = std::max(worst_down, prev - g);
+            worst_up = std::max(worst_up, g - prev);
+        }
+        if (pos + seg == samples(fs, 6.9)) CHECK(g == Approx(-22.0).margin(0.1));
+        prev = g;
+    }
+    CHECK(worst_down <= 0.2 + 1e-4);
+    CHECK(worst_up <= 1.01 * 3.0 * 0.01);
+    CHECK(prev == Approx(-10.0).margin(0.1));
+}
+
+namespace {
 struct Figures {
     Overshoot o;
     double mean_db = 0;   // mean aligned window level after the first second, dB re the cap
@@ -704,6 +1286,60 @@ Figures band_figures(double fs, double over_db, double seconds, uint32_t seed, d
     return f;
 }
 } // namespace
+
+TEST_CASE("cap: onset, ramp and music figures for docs/protection.md", "[.figures]") {
+    const double fs = 48000;
+    std::printf(
+        "steps at 3.005 s (48 kHz): worst sliding window clear of the first second / worst dose second "
+        "after the onset's / worst window overlapping the first second, dB re the cap\n");
+    for (double f : {1000.0, 0.0}) {
+        const Stereo c = carrier(fs, f, samples(fs, 7.0), 3);
+        for (double base : {-90.0, -1.0, 3.0, 10.0}) {
+            std::printf("%s from %s:", f > 0 ? "1 kHz" : "pink ",
+                        base < -50 ? "silence" : (base < 0 ? "-1 dB  " : (base < 5 ? "+3 dB  " : "+10 dB ")));
+            for (double step : {3.0, 6.0, 10.0, 20.0, 30.0, 40.0}) {
+                const double to = base < -50.0 ? step : base + step;
+                std::vector<double> env(c.size());
+                for (std::size_t i = 0; i < env.size(); ++i)
+                    env[i] = cap_db + (static_cast<double>(i) >= 3.005 * fs ? to : base);
+                const Verdict v = capped(shaped(c, env), fs, 11);
+                std::printf("  +%.0f: %+.2f/%+.2f/%+.2f", step, v.sliding, v.dose, v.first);
+            }
+            std::printf("\n");
+        }
+    }
+    std::printf(
+        "ramps -20 -> +20 -> -20 dB re the cap: worst sliding window 1 s after the crossing / dose second\n");
+    for (double rate : {1.0, 3.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 40.0}) {
+        const double up_s = 40.0 / rate;
+        const std::size_t n = samples(fs, 2.0 + 2.0 * up_s + 3.0);
+        std::printf("%4.0f dB/s:", rate);
+        for (double f : {1000.0, 0.0}) {
+            const Stereo c = carrier(fs, f, n, 5);
+            std::vector<double> env(n);
+            for (std::size_t i = 0; i < n; ++i) {
+                const double t = static_cast<double>(i) / fs;
+                env[i] = cap_db + std::min(std::clamp(-20.0 + rate * (t - 1.0), -20.0, 20.0),
+                                           std::clamp(20.0 - rate * (t - 2.0 - up_s), -20.0, 20.0));
+            }
+            const Verdict v = capped(shaped(c, env), fs, 12);
+            std::printf("  %s %+.2f / %+.2f", f > 0 ? "1 kHz" : "pink", v.sliding, v.dose);
+        }
+        std::printf("\n");
+    }
+    std::printf(
+        "the synthetic band (30 s, 48 kHz, seeds 7..9): cap re the median second | worst sliding | gain "
+        "min / std / movement | deepest under the need | longest > 2 dB / > 1 dB under it\n");
+    for (double over : {-6.0, -3.0, -2.0, -1.0, 0.0, 3.0}) {
+        for (uint32_t seed : {7u, 8u, 9u}) {
+            const Music mu = music_run(band_at(fs, 30.0, seed, over), fs);
+            const MusicFigures fg = music_figures(mu);
+            std::printf(
+                "cap %+.0f dB seed %u | %+.2f | %.2f / %.2f / %.2f dB/s | %.2f dB | %.2f s / %.2f s\n", -over,
+                seed, mu.v.sliding, fg.gain_min, fg.gain_std, fg.move, fg.dip, fg.dip2_s, fg.hole_s);
+        }
+    }
+}
 
 TEST_CASE("cap: figures for docs/protection.md", "[.figures]") {
     std::printf("worst 1 s window after the first second of a step, dB over the cap (aligned / sliding)\n");
@@ -761,6 +1397,29 @@ TEST_CASE("cap: cost per ear-sample", "[.bench]") {
             loud ? "capping" : "idle", 1e9 * s / (2.0 * static_cast<double>(x.size())),
             static_cast<double>(x.size()) / fs / s);
     }
+    // Two stereo caps in lockstep (process_two), both kernels.
+    for (bool baseline : {false, true}) {
+        LoudnessCap::force_baseline_two(baseline);
+        Stereo x = b, y = b;
+        scale(x, 20.0);
+        scale(y, 15.0);
+        LoudnessCap c1, c2;
+        for (LoudnessCap* c : {&c1, &c2}) {
+            c->prepare(fs, 2);
+            c->set_cap_db(cap_db);
+            c->set_enabled(true);
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        for (std::size_t pos = 0; pos + 64 <= x.size(); pos += 64) {
+            float* ia[2] = {x.l.data() + pos, x.r.data() + pos};
+            float* ib[2] = {y.l.data() + pos, y.r.data() + pos};
+            LoudnessCap::process_two(c1, ia, 2, c2, ib, 2, 64);
+        }
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::printf("process_two (%s, capping): %.2f ns per ear-sample\n", LoudnessCap::two_kernel_name(),
+                    1e9 * s / (4.0 * static_cast<double>(x.size())));
+    }
+    LoudnessCap::force_baseline_two(false);
     // For scale: the dose meter of the same two ears (LevelMeter::process_pair).
     LevelMeter m[2];
     for (auto& mm : m) mm.prepare(fs);
