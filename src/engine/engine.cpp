@@ -188,7 +188,7 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
         if (s.has_cap) {
             s.cap.prepare(_fs, s.channels, s.eardrum);
             s.cap.set_cap_db(s.cap_db);
-            s.cap.set_enabled(true);
+            s.cap.set_enabled(!s.cap_releasing);
         }
         s.guard.set_ramp_samples(1);
         s.guard.reset(1.0f);
@@ -234,8 +234,15 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
             s.ramp_samples = ramp;
             s.eardrum = m.calibration.reference == config::Reference::eardrum;
             s.has_cap = m.protection.max_laeq_1s_dba.has_value();
-            if (s.has_cap)
+            if (s.has_cap) {
                 s.cap_db = *m.protection.max_laeq_1s_dba - config::calibration_offset_db(m.calibration);
+            } else if (os && os->has_cap) {
+                // The cap was removed (or is still releasing from an earlier removal): keep the
+                // unit, disabled, so its gain returns to 1 at the release rate instead of jumping.
+                s.has_cap = true;
+                s.cap_releasing = true;
+                s.cap_db = os->cap_db;
+            }
             prepare_strip(s);
             if (os) {
                 s.master.set_ramp_samples(ramp); // state copied on the RT side, then retargeted
@@ -309,6 +316,7 @@ bool Engine::apply_config(const config::Config& cfg, StartMode mode) {
                 s.retiring = true;
                 s.eardrum = o.eardrum;
                 s.has_cap = o.has_cap;
+                s.cap_releasing = o.cap_releasing;
                 s.cap_db = o.cap_db;
                 prepare_strip(s);
                 s.master.set_ramp_samples(ramp);
@@ -703,6 +711,15 @@ void Engine::process_chunk(uint32_t n, const float* const* in, int n_in, float* 
     };
     for (Strip& s : g->strips) {
         if (!s.has_cap) continue;
+        if (s.cap_releasing && s.cap.gain() == 1.0f && s.cap.take_min_gain() == 1.0f) {
+            // Released: back at exactly 1 (and so it was since the last call), nothing left to do.
+            // A clean detector aligned to the clock, should a reload enable the cap again.
+            if (s.cap.level_ms() != 0.0) {
+                s.cap.reset();
+                s.cap.align_to(rt.clock);
+            }
+            continue;
+        }
         if (!cap_held) {
             cap_held = &s;
             continue;

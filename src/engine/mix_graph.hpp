@@ -37,9 +37,11 @@ struct Strip {
     uint32_t ramp_samples = 1;
     int inherit = -1; // index of the same musician's strip in the previous graph, or -1
     bool retiring = false;
-    bool eardrum = false; // calibration.reference: eardrum (meters apply the DF correction)
-    bool has_cap = false; // protection.max_laeq_1s_dba is set
-    double cap_db = 0;    // the cap, digital A-weighted dB (max_laeq_1s_dba - calibration offset)
+    bool eardrum = false;       // calibration.reference: eardrum (meters apply the DF correction)
+    bool has_cap = false;       // a cap unit runs: protection.max_laeq_1s_dba is set, or cap_releasing
+    bool cap_releasing = false; // the cap was removed by a reload: the unit, disabled, lets its gain
+                                // return to 1 at its release rate (no jump), then idles (reset)
+    double cap_db = 0;          // the cap, digital A-weighted dB (max_laeq_1s_dba - calibration offset)
     std::vector<SendState> sends;
 
     // RT state

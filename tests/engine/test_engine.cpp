@@ -264,3 +264,54 @@ TEST_CASE("engine: dose frames every second with the metered energy", "[engine][
     REQUIRE(meters == 50);
     REQUIRE(e.musician_id(e.musician_key("gtr")) == "gtr");
 }
+
+TEST_CASE("engine: a loudness cap removed or raised by a reload lets go at its release rate",
+          "[engine][swap]") {
+    // A 1 kHz tone 10 dB over the cap; then a reload without the cap (the audit found a 10 dB jump
+    // within one block), and one that brings the cap back.
+    engine::Engine e(fs, 240);
+    auto cfg = test::base_config(1);
+    auto m = test::musician("m", true, 140.0);
+    m.mix.sends = {test::send("in0", 3.0103)}; // each ear hears the input's level
+    m.protection.max_laeq_1s_dba = 90.0;       // 1 kHz sine peak -14 dBFS reads 100 dB SPL
+    cfg.musicians = {m};
+    REQUIRE(e.apply_config(cfg, engine::StartMode::immediate));
+    constexpr uint32_t blk = 240; // 5 ms: five whole cycles of 1 kHz, so a block's RMS is its level
+    Runner r(e, blk);
+    const double amp = std::pow(10.0, -14.0 / 20.0);
+    uint64_t n = 0;
+    auto gen = [&](int, uint32_t k) {
+        const float v = static_cast<float>(amp * std::sin(2.0 * pi * 1000.0 * double(n + k) / fs));
+        if (k == blk - 1) n += blk;
+        return v;
+    };
+    const int slot = e.output_slot("m", 0);
+    auto block_db = [&](std::size_t b) {
+        const auto& o = r.rec[static_cast<std::size_t>(slot)];
+        double s = 0;
+        for (std::size_t i = b * blk; i < (b + 1) * blk; ++i) s += double(o[i]) * double(o[i]);
+        return 10 * std::log10(s / blk + 1e-30);
+    };
+    const auto secs = [&](double s) { return static_cast<uint32_t>(s * fs / blk); };
+    r.run(secs(4), gen); // held at the cap
+    const std::size_t before = r.total / blk - 1;
+    const double held = block_db(before);
+    auto cfg2 = cfg;
+    cfg2.musicians[0].protection.max_laeq_1s_dba.reset();
+    REQUIRE(e.apply_config(cfg2));
+    r.run(secs(6), gen); // back to the uncapped level
+    double worst = 0;
+    for (std::size_t b = before; b + 1 < r.total / blk; ++b)
+        worst = std::max(worst, block_db(b + 1) - block_db(b));
+    const double freed = block_db(r.total / blk - 1);
+    INFO("held " << held << " dB, then " << freed << " dB; largest rise per 5 ms block " << worst << " dB");
+    // Ramped, at the cap's release rates (3 dB/s, at most 20 dB/s for what the fast estimates took):
+    // at most 0.1 dB per 5 ms block. Before the fix it was the whole 10 dB at once.
+    REQUIRE(worst < 0.1);
+    REQUIRE(freed - held > 9.5); // it did let go (10 dB over the cap)
+    // The cap comes back: it acts again (a fresh detector, aligned to the engine clock).
+    REQUIRE(e.apply_config(cfg));
+    r.run(secs(4), gen);
+    REQUIRE(block_db(r.total / blk - 1) < freed - 9.5);
+    REQUIRE(std::abs(block_db(r.total / blk - 1) - held) < 0.3);
+}
