@@ -125,6 +125,21 @@ bool write_file_atomic(const std::string& path, const std::string& text) {
     return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// The whole file as text. Returns false with errno set when it cannot be opened (ENOENT: there is
+// none) or read (EIO).
+bool read_text_file(const std::string& path, std::string& text) {
+    text.clear();
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return false;
+    char buf[16384];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    const bool read_error = std::ferror(f) != 0;
+    std::fclose(f);
+    if (read_error) errno = EIO;
+    return !read_error;
+}
+
 bool write_file_durable(const std::string& path, const std::string& text) {
     const std::string tmp = path + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -1082,19 +1097,9 @@ json::value Daemon::Impl::scene_snapshot() const {
 }
 
 json::object Daemon::Impl::load_scenes(std::string& err) const {
-    std::FILE* f = std::fopen(scenes_path().c_str(), "rb");
-    if (!f) {
-        if (errno != ENOENT) err = scenes_path() + ": " + std::strerror(errno); // unreadable is not empty
-        return json::object{};
-    }
     std::string text;
-    char buf[65536];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-    const bool read_error = std::ferror(f) != 0;
-    std::fclose(f);
-    if (read_error) {
-        err = scenes_path() + ": read error";
+    if (!read_text_file(scenes_path(), text)) {
+        if (errno != ENOENT) err = scenes_path() + ": " + std::strerror(errno); // unreadable is not empty
         return json::object{};
     }
     boost::system::error_code ec;
@@ -2112,13 +2117,8 @@ json::value Daemon::Impl::forget_learned(const std::string& target) {
 
 void Daemon::Impl::load_learned() {
     learned.clear();
-    std::FILE* f = std::fopen(learn_path().c_str(), "rb");
-    if (!f) return;
     std::string text;
-    char buf[65536];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-    std::fclose(f);
+    if (!read_text_file(learn_path(), text)) return;
     boost::system::error_code ec;
     const json::value v = json::parse(text, ec);
     const json::object* ctls = !ec && v.is_object() && v.as_object().if_contains("controllers") &&
@@ -2308,13 +2308,8 @@ void Daemon::Impl::push_guards(engine::Engine& e) {
 
 void Daemon::Impl::load_guard_state() {
     saved_guard.clear();
-    std::FILE* f = std::fopen(guard_path().c_str(), "rb");
-    if (!f) return;
     std::string text;
-    char buf[16384];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-    std::fclose(f);
+    if (!read_text_file(guard_path(), text)) return;
     boost::system::error_code ec;
     const json::value v = json::parse(text, ec);
     const json::object* root = !ec && v.is_object() ? &v.as_object() : nullptr;

@@ -257,6 +257,15 @@ void JackBackend::Impl::drop_stale_connections(const Port& ours,
 }
 
 namespace {
+// "jack_client_open failed (status 0x..)" for the status bits libjack returned.
+std::string open_failure(jack_status_t status) {
+    char b[64];
+    std::snprintf(b, sizeof b, "jack_client_open failed (status 0x%x)", static_cast<unsigned>(status));
+    return b;
+}
+} // namespace
+
+namespace {
 // libjack's own messages (server gone, cannot connect, ...) go through the daemon's rate-limited
 // log instead of raw stderr lines. libjack calls these on whatever thread met the error, JACK's
 // own threads included, which must not log (ARCHITECTURE.md): there the line is copied into a
@@ -326,11 +335,7 @@ bool JackBackend::open(const std::string& client_name, std::string& err) {
         else if (status & JackServerFailed)
             err = "no JACK server is running";
         else
-            err = "jack_client_open failed (status 0x" + [&] {
-                char b[16];
-                std::snprintf(b, sizeof b, "%x", static_cast<unsigned>(status));
-                return std::string(b);
-            }() + ")";
+            err = open_failure(status);
         return false;
     }
     Impl& s = *_p;
@@ -747,11 +752,7 @@ bool JackMidiGuard::open(const std::string& client_name, std::string& err) {
     jack_status_t status{};
     jack_client_t* c = jack_client_open(client_name.c_str(), JackNoStartServer, &status);
     if (!c) {
-        err = "jack_client_open failed (status 0x" + [&] {
-            char b[16];
-            std::snprintf(b, sizeof b, "%x", static_cast<unsigned>(status));
-            return std::string(b);
-        }() + ")";
+        err = open_failure(status);
         return false;
     }
     Impl& s = *_p;
